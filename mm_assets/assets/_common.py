@@ -1,0 +1,149 @@
+"""Small helpers shared by asset bodies: shard I/O, quarantine tables, plots, metadata."""
+
+import base64
+import io
+import time
+from collections.abc import Iterable
+
+import polars as pl
+from dagster import MetadataValue
+
+from mm_assets.core.records import QUARANTINE_SCHEMA, Quarantined, Sample
+from mm_assets.core.storage import Store
+from mm_assets.core.wds import read_samples, write_samples
+
+
+def shard_rel(asset: str, shard: str) -> str:
+    return f"{asset}/{shard}.tar"
+
+
+def read_shard(store: Store, asset: str, shard: str) -> list[Sample]:
+    """All samples of one shard of ``asset``.
+
+    Raises:
+        FileNotFoundError: the upstream partition is not materialized (message names it).
+    """
+    rel = shard_rel(asset, shard)
+    if not store.exists(rel):
+        raise FileNotFoundError(f"{asset} shard {shard} missing at {store.url(rel)}: "
+                                f"materialize {asset} for this shard first")
+    with store.open_read(rel) as f:
+        return list(read_samples(f))
+
+
+def write_shard(store: Store, rel: str, samples: Iterable[Sample]) -> int:
+    with store.open_write(rel) as f:
+        return write_samples(f, samples)
+
+
+def write_quarantine(store: Store, stage: str, shard: str, rows: list[Quarantined]) -> str:
+    """Write the quarantine table of one stage and shard (written even when empty)."""
+    rel = f"quarantine/{stage}/{shard}.parquet"
+    store.write_parquet(rel, pl.DataFrame([q.as_row() for q in rows],
+                                          schema={k: pl.Utf8 for k in QUARANTINE_SCHEMA}))
+    return rel
+
+
+def upstream_shards(store: Store, asset: str, suffix: str) -> list[str]:
+    """Shard ids with a materialized output of ``asset`` (file or folder names)."""
+    return [n[: -len(suffix)] if suffix else n for n in store.ls(asset, suffix)]
+
+
+def png_markdown(fig) -> MetadataValue:
+    """A matplotlib figure as markdown with an inline PNG (shown in the Dagster UI)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return MetadataValue.md(f"![plot](data:image/png;base64,"
+                            f"{base64.b64encode(buf.getvalue()).decode()})")
+
+
+def bar_plot(xs: list, ys: list, title: str, xlabel: str) -> MetadataValue:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar([str(x) for x in xs], ys)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    fig.tight_layout()
+    return png_markdown(fig)
+
+
+class Timer:
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = round(time.perf_counter() - self.t0, 3)
+
+
+def per_shard(context, asset: str, fn) -> "MaterializeResult":
+    """Run ``fn(shard) -> (StageCounts, metadata)`` for every partition of the run.
+
+    A run may cover one shard or a batch of shards (BackfillPolicy); counts are summed, the
+    counts check covers all of them, and per-shard metadata is kept when the run has one shard.
+    """
+    from dagster import MaterializeResult
+
+    from mm_assets.checks import counts_result
+    from mm_assets.core.records import StageCounts
+
+    total, meta = StageCounts(), {}
+    with Timer() as t:
+        for shard in context.partition_keys:
+            counts, shard_meta = fn(shard)
+            total.n_in += counts.n_in
+            total.n_out += counts.n_out
+            total.removed.update(counts.removed)
+            total.quarantined.update(counts.quarantined)
+            meta = shard_meta if len(context.partition_keys) == 1 else {}
+    meta = {**meta, **total.as_metadata(), "seconds": t.seconds,
+            "shards": len(context.partition_keys)}
+    context.log.info(f"{asset}: {total.as_metadata()}")
+    return MaterializeResult(metadata=meta, check_results=[counts_result(total)])
+
+
+def md_table(df) -> MetadataValue:
+    """A small polars DataFrame as a markdown table."""
+    if df.height == 0:
+        return MetadataValue.md("(empty)")
+    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
+    rows = "".join("| " + " | ".join(str(v) for v in r) + " |\n" for r in df.iter_rows())
+    return MetadataValue.md(head + rows)
+
+
+def write_sharded(store: Store, asset: str, samples: Iterable[Sample], shard_size: int
+                  ) -> list[str]:
+    """Write samples as ``{asset}/{i:05d}.tar`` shards of ``shard_size``; stale shards of an
+    earlier, larger output are removed afterwards. Returns the shard paths written."""
+    written, batch = [], []
+
+    def flush() -> None:
+        rel = f"{asset}/{len(written):05d}.tar"
+        write_shard(store, rel, batch)
+        written.append(rel)
+
+    for s in samples:
+        batch.append(s)
+        if len(batch) >= shard_size:
+            flush()
+            batch = []
+    if batch or not written:
+        flush()
+    for name in store.ls(asset, ".tar"):
+        if f"{asset}/{name}" not in written:
+            store.rm(f"{asset}/{name}")
+    return written
+
+
+def read_sharded(store: Store, asset: str):
+    """Iterate samples of every ``{asset}/*.tar`` shard in order."""
+    for name in store.ls(asset, ".tar"):
+        with store.open_read(f"{asset}/{name}") as f:
+            yield from read_samples(f)

@@ -1,0 +1,75 @@
+"""image_hashes (per shard) and exact_duplicates (global)."""
+
+from dagster import AssetKey, Config, MaterializeResult, asset
+
+from mm_assets.assets._common import (
+    Timer,
+    bar_plot,
+    md_table,
+    per_shard,
+    read_shard,
+    upstream_shards,
+)
+from mm_assets.checks import counts_result, counts_spec
+from mm_assets.core.dedup import DedupConfig, exact_groups, group_size_histogram, hash_samples
+from mm_assets.core.records import StageCounts
+from mm_assets.partitions import shard_backfill, shards
+from resources.storage import StorageResource
+
+
+class HashConfig(Config):
+    max_pixels: int = 64_000_000
+
+
+@asset(partitions_def=shards, backfill_policy=shard_backfill, deps=["raw_shards"],
+       group_name="dedup", check_specs=[counts_spec("image_hashes")], kinds={"parquet"})
+def image_hashes(context, config: HashConfig, storage: StorageResource) -> MaterializeResult:
+    """Per sample: xxh3-128 of each image's bytes and of its normalised pixels, pHash, the hash
+    of the ordered image list (null for text-only) and of the normalised text."""
+    store = storage.store()
+
+    def run(shard: str):
+        samples = read_shard(store, "raw_shards", shard)
+        table = hash_samples(samples, config.max_pixels)
+        store.write_parquet(f"image_hashes/{shard}.parquet", table)
+        n_text = table.filter(table["list_hash"].is_null()).height
+        return StageCounts(len(samples), table.height), {"text_only": n_text,
+                                                          "images": int(table["n_images"].sum())}
+
+    return per_shard(context, "image_hashes", run)
+
+
+class ExactDupConfig(Config):
+    policy: str = "merge"
+
+
+@asset(deps=[AssetKey("image_hashes")], group_name="dedup", kinds={"polars"},
+       check_specs=[counts_spec("exact_duplicates")])
+def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
+                     ) -> MaterializeResult:
+    """Duplicate groups across all shards (image-list groups; identical text-only samples) and
+    the policy's action per member (``merge``/``keep_one``/``keep_all``)."""
+    store, cfg = storage.store(), DedupConfig(policy=config.policy)
+    import polars as pl
+
+    with Timer() as t:
+        names = upstream_shards(store, "image_hashes", ".parquet")
+        hashes = pl.concat([store.read_parquet(f"image_hashes/{s}.parquet") for s in names])
+        groups = exact_groups(hashes, cfg.policy)
+        hist = group_size_histogram(groups)
+        store.write_parquet("exact_duplicates/groups.parquet", groups)
+        store.write_parquet("exact_duplicates/group_sizes.parquet", hist)
+    removed = groups.filter(pl.col("action") == "remove").height
+    counts = StageCounts(hashes.height, hashes.height - removed)
+    counts.removed["exact_duplicate"] = removed
+    img = hist.filter(pl.col("kind") == "image")
+    return MaterializeResult(metadata={
+        **counts.as_metadata(), "seconds": t.seconds, "policy": cfg.policy,
+        "shards": len(names),
+        "groups": groups.select("kind", "group_id").unique().height,
+        "samples_in_groups": groups.height,
+        "to_merge": groups.filter(pl.col("action") == "merge").height,
+        "group_sizes": md_table(hist),
+        "group_size_plot": bar_plot(img["group_size"].to_list(), img["n_groups"].to_list(),
+                                    "image duplicate groups", "group size"),
+    }, check_results=[counts_result(counts)])

@@ -1,0 +1,47 @@
+"""embeddings (per shard): image vectors and text-only vectors, float16, keys aligned."""
+
+from collections import Counter
+
+import polars as pl
+from dagster import MaterializeResult, asset
+
+from mm_assets.assets._common import per_shard, read_shard, write_quarantine
+from mm_assets.checks import counts_spec
+from mm_assets.core.embed import embed_shard
+from mm_assets.core.records import StageCounts
+from mm_assets.partitions import GPU_TAGS, shard_backfill, shards
+from resources.models import EmbedderResource
+from resources.storage import StorageResource
+
+
+@asset(partitions_def=shards, backfill_policy=shard_backfill, deps=["raw_shards"],
+       group_name="semantic", check_specs=[counts_spec("embeddings")], kinds={"pytorch"},
+       op_tags=GPU_TAGS)
+def embeddings(context, storage: StorageResource, embedder: EmbedderResource
+               ) -> MaterializeResult:
+    """``embeddings/{shard}/image.npy`` (N_img×D float16) + ``image_keys.parquet`` from the first
+    image of each sample, and ``text.npy`` (N_txt×384 float16) + ``text_keys.parquet`` for
+    text-only samples; all rows L2-normalised."""
+    store = storage.store()
+    img_enc, txt_enc = embedder.image_encoder(), embedder.text_encoder()
+
+    def run(shard: str):
+        samples = read_shard(store, "raw_shards", shard)
+        emb = embed_shard(samples, img_enc, txt_enc, embedder.batch_size, embedder.num_workers)
+        base = f"embeddings/{shard}"
+        store.write_npy(f"{base}/image.npy", emb.image)
+        store.write_parquet(f"{base}/image_keys.parquet", pl.DataFrame({"key": emb.image_keys},
+                                                                       schema={"key": pl.Utf8}))
+        store.write_npy(f"{base}/text.npy", emb.text)
+        store.write_parquet(f"{base}/text_keys.parquet", pl.DataFrame({"key": emb.text_keys},
+                                                                      schema={"key": pl.Utf8}))
+        write_quarantine(store, "embeddings", shard, emb.quarantined)
+        counts = StageCounts(len(samples), len(emb.image_keys) + len(emb.text_keys),
+                             quarantined=Counter(q.reason for q in emb.quarantined))
+        return counts, {"image_model": img_enc.name, "image_dim": img_enc.dim,
+                        "image_weights": img_enc.pretrained or "random-init (not pretrained)",
+                        "text_model": txt_enc.name, "n_image": len(emb.image_keys),
+                        "n_text": len(emb.text_keys), "device": img_enc.device,
+                        "multi_image_rule": "first image represents the sample"}
+
+    return per_shard(context, "embeddings", run)

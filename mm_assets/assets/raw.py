@@ -1,0 +1,39 @@
+"""raw_shards: one canonical WebDataset shard per ingest manifest."""
+
+from collections import Counter
+
+from dagster import Config, MaterializeResult, asset
+
+from mm_assets.assets._common import per_shard, shard_rel, write_quarantine, write_shard
+from mm_assets.checks import counts_spec
+from mm_assets.core.images import DEFAULT_MAX_PIXELS
+from mm_assets.core.ingest import read_manifest
+from mm_assets.core.rawshard import RawShardConfig, build_samples
+from mm_assets.core.records import StageCounts
+from mm_assets.partitions import shard_backfill, shards
+from resources.storage import StorageResource
+
+
+class RawShardsConfig(Config):
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_text_chars: int = 200_000
+
+
+@asset(partitions_def=shards, backfill_policy=shard_backfill, group_name="ingest",
+       check_specs=[counts_spec("raw_shards")], kinds={"webdataset"})
+def raw_shards(context, config: RawShardsConfig, storage: StorageResource) -> MaterializeResult:
+    """Canonical WebDataset shard (``raw_shards/{shard}.tar``) with images validated; unusable
+    records go to ``quarantine/raw_shards/{shard}.parquet`` with their reason."""
+    store, cfg = storage.store(), RawShardConfig(config.max_pixels, config.max_text_chars)
+
+    def run(shard: str):
+        header, records = read_manifest(store, shard)
+        quarantine: list = []
+        rel = shard_rel("raw_shards", shard)
+        n_out = write_shard(store, rel, build_samples(header, records, cfg, quarantine))
+        write_quarantine(store, "raw_shards", shard, quarantine)
+        n_in = len(records) if header["kind"] == "records" else n_out + len(quarantine)
+        counts = StageCounts(n_in, n_out, quarantined=Counter(q.reason for q in quarantine))
+        return counts, {"path": store.url(rel), "input": header["input"]}
+
+    return per_shard(context, "raw_shards", run)

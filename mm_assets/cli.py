@@ -1,0 +1,146 @@
+"""``mm-assets`` command line: demo, ingest, run, status (backfill: see ``backfill.py``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Curate multimodal instruction data as a Dagster asset graph.")
+
+RootOpt = typer.Option("", "--root", help="storage root URL (default $MM_ASSETS_ROOT)")
+
+
+def _setup(root: str) -> None:
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if root:
+        os.environ["MM_ASSETS_ROOT"] = root
+
+
+def _ingest(inputs: list[str], images: str | None, shard_size: int):
+    from mm_assets.core.ingest import IngestConfig, plan_ingest
+    from mm_assets.runner import get_instance
+    from resources.storage import StorageResource
+
+    store = StorageResource().store()
+    urls = [p if "://" in p else str(Path(p).resolve()) for p in inputs]
+    img = images if not images or "://" in images else str(Path(images).resolve())
+    new = plan_ingest(store, urls, img, IngestConfig(shard_size=shard_size))
+    instance = get_instance()
+    have = set(instance.get_dynamic_partitions("shards"))
+    instance.add_dynamic_partitions("shards", [s for s in new if s not in have])
+    return store, new
+
+
+def _print_summary(summary, store) -> None:
+    from mm_assets.runner import ORDER
+
+    cols = ["n_in", "n_out", "n_removed", "n_quarantined"]
+    print(f"\n{'asset':<18}" + "".join(f"{c:>14}" for c in cols) + "  reasons")
+    for a in ORDER:
+        c = summary.counts.get(a)
+        if not c:
+            continue
+        reasons = ", ".join(f"{k}={int(v)}" for k, v in sorted(c.items())
+                            if k.startswith(("removed_", "quarantined_")))
+        print(f"{a:<18}" + "".join(f"{int(c.get(k, 0)):>14}" for k in cols) + f"  {reasons}")
+    print(f"\n{summary.runs} runs; storage root: {store.root}")
+
+
+@app.command()
+def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebDataset file"),
+           images: str = typer.Option(None, "--images", help="image root folder"),
+           root: str = RootOpt, shard_size: int = typer.Option(1000, "--shard-size")) -> None:
+    """Stream LLaVA/ShareGPT JSON(L) or WebDataset tars into shard manifests + partitions."""
+    _setup(root)
+    store, new = _ingest(input, images, shard_size)
+    print(f"{len(new)} new shard(s): {', '.join(new) if new else '(inputs already ingested)'}")
+    print(f"storage root: {store.root}")
+
+
+@app.command()
+def run(select: str = typer.Option("", "--select", help="comma-separated assets (default all)"),
+        shards: str = typer.Option("all", "--shards", help="0-99, 3,5, 0000*, all"),
+        root: str = RootOpt) -> None:
+    """Materialize assets in process (no webserver needed), with progress."""
+    _setup(root)
+    from mm_assets.partitions import parse_shard_spec
+    from mm_assets.runner import get_instance, run_graph
+    from resources.storage import StorageResource
+
+    instance = get_instance()
+    try:
+        keys = parse_shard_spec(shards, instance.get_dynamic_partitions("shards"))
+        names = [s.strip() for s in select.split(",") if s.strip()] or None
+        t0 = time.time()
+        summary = run_graph(instance, select=names, shards=keys,
+                            progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True))
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    _print_summary(summary, StorageResource().store())
+    if summary.failed:
+        typer.echo("FAILED: " + "; ".join(summary.failed), err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(root: str = RootOpt,
+         shard_size: int = typer.Option(64, "--shard-size")) -> None:
+    """The main job: generate the embedded default input and materialize the whole graph."""
+    from mm_assets.core.demo_data import generate
+    from mm_assets.runner import get_instance, run_graph
+    from resources.storage import resolve_root
+
+    _setup(root or os.environ.get("MM_ASSETS_ROOT", "") or ".mm_assets/root")
+    t0 = time.time()
+    src = generate(Path(".mm_assets/demo_input").resolve())
+    store, new = _ingest([str(src)], str(src.parent / "images"), shard_size)
+    print(f"input: {src} -> {len(new)} new shard(s); root {resolve_root()}")
+    run_config = {"ops": {"rephrased": {"config": {"max_samples": 6, "max_new_tokens": 96}},
+                          "clusters": {"config": {"k": 8}},
+                          "semdedup": {"config": {"target_fraction": 0.1}}}}
+    summary = run_graph(get_instance(), run_config=run_config,
+                        progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True))
+    _print_summary(summary, store)
+    for name in store.ls("mixtures"):
+        print(f"mixture {name}: {store.url(f'mixtures/{name}')}/*.tar")
+    print(f"dagster home: {os.environ['DAGSTER_HOME']}  ({time.time() - t0:.0f} s)")
+    if summary.failed:
+        typer.echo("FAILED: " + "; ".join(summary.failed), err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(root: str = RootOpt) -> None:
+    """Per asset: materialized / missing partitions."""
+    _setup(root)
+    from dagster import AssetKey
+
+    from mm_assets.runner import ORDER, get_instance
+
+    instance = get_instance()
+    known = {"shards": instance.get_dynamic_partitions("shards"),
+             "recipes": instance.get_dynamic_partitions("recipes")}
+    per_recipe = {"mixtures"}
+    per_shard = {"raw_shards", "image_hashes", "embeddings", "ppl_scores", "curated"}
+    print(f"{'asset':<18}{'materialized':>14}{'missing':>10}")
+    for a in ORDER:
+        key = AssetKey(a)
+        if a in per_shard or a in per_recipe:
+            total = known["recipes" if a in per_recipe else "shards"]
+            done = instance.get_materialized_partitions(key) & set(total)
+            print(f"{a:<18}{len(done):>14}{len(total) - len(done):>10}")
+        else:
+            ev = instance.get_latest_materialization_event(key)
+            print(f"{a:<18}{(1 if ev else 0):>14}{(0 if ev else 1):>10}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    sys.exit(app())

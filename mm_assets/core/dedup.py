@@ -1,0 +1,106 @@
+"""Hash tables per shard and exact-duplicate groups across shards.
+
+Grouping uses polars (sort/group-by on hash columns), so memory is a few columns of the hash
+table, not Python objects per sample. Image samples group by the hash of their ordered image
+list; text-only samples group only with text-only samples of identical normalised text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+from .hashing import hash_image, list_hash, text_hash
+from .records import Sample
+
+Policy = Literal["merge", "keep_one", "keep_all"]
+
+HASH_SCHEMA = {
+    "key": pl.Utf8, "source": pl.Utf8, "n_images": pl.Int32,
+    "bytes_hashes": pl.List(pl.Utf8), "pixel_hashes": pl.List(pl.Utf8),
+    "phashes": pl.List(pl.Int64), "list_hash": pl.Utf8, "pixel_list_hash": pl.Utf8,
+    "text_hash": pl.Utf8, "widths": pl.List(pl.Int32), "heights": pl.List(pl.Int32),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DedupConfig:
+    """Exact-dedup settings.
+
+    Attributes:
+        policy: ``merge`` (duplicates kept for the ``merged`` asset; identical text-only samples
+            keep one), ``keep_one`` (all but the representative removed), ``keep_all``.
+        max_pixels: pixel cap when decoding for pixel and perceptual hashes.
+    """
+
+    policy: Policy = "merge"
+    max_pixels: int = 64_000_000
+
+    def __post_init__(self) -> None:
+        if self.policy not in ("merge", "keep_one", "keep_all"):
+            raise ValueError(f"policy must be merge, keep_one or keep_all, got {self.policy!r}")
+
+
+def hash_samples(samples: Iterable[Sample], max_pixels: int) -> pl.DataFrame:
+    """One row per sample: byte, pixel and perceptual hashes of each image, list and text hashes.
+
+    Returns:
+        DataFrame with :data:`HASH_SCHEMA`; ``list_hash`` is null for text-only samples.
+    """
+    rows = []
+    for s in samples:
+        hs = [hash_image(b, max_pixels) for b in s.images]
+        rows.append({
+            "key": s.key, "source": s.source, "n_images": len(hs),
+            "bytes_hashes": [h.bytes_hash for h in hs],
+            "pixel_hashes": [h.pixel_hash or h.bytes_hash for h in hs],
+            "phashes": [h.phash for h in hs if h.phash is not None],
+            "list_hash": list_hash([h.bytes_hash for h in hs]),
+            "pixel_list_hash": list_hash([h.pixel_hash or h.bytes_hash for h in hs]),
+            "text_hash": text_hash(s.text()),
+            "widths": [h.width for h in hs], "heights": [h.height for h in hs],
+        })
+    return pl.DataFrame(rows, schema=HASH_SCHEMA)
+
+
+def exact_groups(hashes: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    """Duplicate groups over all shards and the policy's decision per member.
+
+    Representative of a group: the smallest key (a documented, deterministic rule).
+
+    Args:
+        hashes: concatenated per-shard hash tables (:data:`HASH_SCHEMA`).
+        policy: see :class:`DedupConfig`.
+
+    Returns:
+        One row per sample in a group of size ≥ 2: ``key, kind ("image"|"text"), group_id,
+        group_size, representative, is_representative, action ("keep"|"merge"|"remove")``.
+    """
+    img = hashes.filter(pl.col("list_hash").is_not_null()).select(
+        "key", pl.lit("image").alias("kind"), pl.col("list_hash").alias("group_id"))
+    txt = hashes.filter(pl.col("list_hash").is_null()).select(
+        "key", pl.lit("text").alias("kind"), pl.col("text_hash").alias("group_id"))
+    both = pl.concat([img, txt]).with_columns(
+        pl.len().over("kind", "group_id").alias("group_size"),
+        pl.col("key").min().over("kind", "group_id").alias("representative"),
+    ).filter(pl.col("group_size") > 1)
+    both = both.with_columns((pl.col("key") == pl.col("representative")).alias("is_representative"))
+    removed = pl.lit("remove")
+    if policy == "keep_all":
+        action = pl.lit("keep")
+    elif policy == "keep_one":
+        action = pl.when(pl.col("is_representative")).then(pl.lit("keep")).otherwise(removed)
+    else:
+        action = (pl.when(pl.col("kind") == "image").then(pl.lit("merge"))
+                  .when(pl.col("is_representative")).then(pl.lit("keep")).otherwise(removed))
+    return both.with_columns(action.alias("action")).sort("kind", "group_id", "key")
+
+
+def group_size_histogram(groups: pl.DataFrame) -> pl.DataFrame:
+    """``group_size -> n_groups`` per kind (groups of one are not listed)."""
+    per_group = groups.unique(["kind", "group_id"]).select("kind", "group_size")
+    return per_group.group_by("kind", "group_size").agg(pl.len().alias("n_groups")).sort(
+        "kind", "group_size")

@@ -1,0 +1,35 @@
+"""The Dagster code location: every asset, resource, sensor and job of mm-assets."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job
+
+from mm_assets.assets.curated import curated
+from mm_assets.assets.dedup import exact_duplicates, image_hashes
+from mm_assets.assets.embeddings import embeddings
+from mm_assets.assets.merged import merged, rephrased
+from mm_assets.assets.mixtures import mixtures
+from mm_assets.assets.perplexity import ppl_deciles, ppl_scores
+from mm_assets.assets.raw import raw_shards
+from mm_assets.assets.semantic import clusters, semdedup
+from resources.models import EmbedderResource, LanguageModelResource
+from resources.storage import StorageResource
+from sensors.new_data import new_data_sensor
+
+PER_SHARD = [raw_shards, image_hashes, embeddings, ppl_scores]
+GLOBAL_1 = [exact_duplicates, clusters, ppl_deciles, semdedup]
+ALL_ASSETS = [raw_shards, image_hashes, embeddings, ppl_scores, exact_duplicates, clusters,
+              semdedup, ppl_deciles, curated, merged, rephrased, mixtures]
+
+per_shard_job = define_asset_job(
+    "per_shard_job", selection=AssetSelection.assets(*PER_SHARD),
+    description="raw_shards, image_hashes, embeddings and ppl_scores for new shards")
+
+
+def default_resources() -> dict:
+    return {"storage": StorageResource(), "embedder": EmbedderResource(),
+            "lm": LanguageModelResource()}
+
+
+defs = Definitions(assets=ALL_ASSETS, resources=default_resources(), jobs=[per_shard_job],
+                   sensors=[new_data_sensor])

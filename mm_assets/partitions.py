@@ -1,0 +1,47 @@
+"""Partitions: one dynamic partition per shard, one per mixture recipe."""
+
+from __future__ import annotations
+
+from dagster import BackfillPolicy, DynamicPartitionsDefinition
+
+shards = DynamicPartitionsDefinition(name="shards")
+recipes = DynamicPartitionsDefinition(name="recipes")
+
+# Backfills of many shards run several partitions per run, so run start-up does not dominate.
+shard_backfill = BackfillPolicy.multi_run(max_partitions_per_run=16)
+GPU_TAGS = {"dagster/concurrency_key": "gpu",
+            "dagster-k8s/config": {"container_config": {"resources": {
+                "limits": {"nvidia.com/gpu": "1"}}}}}
+
+
+def parse_shard_spec(spec: str, known: list[str]) -> list[str]:
+    """Shard ids from ``0-99``, ``3,5,7``, ``0000*`` or ``all``, checked against ``known``.
+
+    Raises:
+        ValueError: a shard in the spec is not a known partition, or the spec is malformed.
+    """
+    import fnmatch
+
+    spec = spec.strip()
+    if spec in ("", "all", "*"):
+        return list(known)
+    width = len(known[0]) if known else 6
+    wanted: list[str] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if any(c in part for c in "*?["):
+            wanted.extend(k for k in known if fnmatch.fnmatch(k, part))
+        elif "-" in part:
+            lo, _, hi = part.partition("-")
+            if not (lo.isdigit() and hi.isdigit()) or int(lo) > int(hi):
+                raise ValueError(f"bad shard range {part!r}: expected LO-HI with LO <= HI")
+            wanted.extend(f"{i:0{width}d}" for i in range(int(lo), int(hi) + 1))
+        elif part.isdigit():
+            wanted.append(f"{int(part):0{width}d}")
+        else:
+            wanted.append(part)
+    unknown = [w for w in wanted if w not in set(known)]
+    if unknown:
+        raise ValueError(f"unknown shard(s) {unknown[:10]}{' ...' if len(unknown) > 10 else ''};"
+                         f" {len(known)} shards are known")
+    return list(dict.fromkeys(wanted))
