@@ -32,7 +32,8 @@ TEMPLATES = {
            "number, option letter, formula and name. Reply with the rewritten answer only."
            "\n\nAnswer:\n{text}"),
 }
-_LEAK = re.compile(r"<\|[a-z_]+\|>|</?s>|\[/?INST\]|^(assistant|user)\s*\n", re.MULTILINE)
+_LEAK = re.compile(r"<\|[a-z_]+\|>|</?s>|\[/?INST\]")
+_ROLE_PREFIX = re.compile(r"^\s*(assistant|user|system)\s*\n")
 _NUM = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)*")
 _OPT = re.compile(r"(?:\(([A-H])\)|\b([A-H])[.)](?=\s)|\b(?:answer|option) is:?\s*\(?([A-H])\b)")
 _LATEX = re.compile(r"\$[^$]+\$")
@@ -41,7 +42,7 @@ _CODE = re.compile(r"```.*?```", re.DOTALL)
 
 def clean_output(text: str) -> str:
     """Strip leaked chat-template tokens and surrounding whitespace."""
-    return _LEAK.sub("", text).strip()
+    return _ROLE_PREFIX.sub("", _LEAK.sub("", text)).strip()
 
 
 def fidelity_problem(original: str, rewrite: str) -> str | None:

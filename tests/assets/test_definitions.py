@@ -1,0 +1,51 @@
+import ast
+from pathlib import Path
+
+from dagster import AssetKey
+
+from mm_assets.definitions import defs
+
+EXPECTED = {"raw_shards", "image_hashes", "exact_duplicates", "embeddings", "clusters",
+            "semdedup", "ppl_scores", "ppl_deciles", "curated", "merged", "rephrased",
+            "mixtures"}
+
+
+def test_definitions_load_with_the_whole_graph():
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == EXPECTED
+
+
+def test_lineage_follows_the_design():
+    graph = defs.resolve_asset_graph()
+
+    def parents(name):
+        return {k.to_user_string() for k in graph.get(AssetKey(name)).parent_keys}
+
+    assert parents("image_hashes") == {"raw_shards"}
+    assert parents("exact_duplicates") == {"image_hashes"}
+    assert parents("semdedup") == {"clusters", "exact_duplicates"}
+    assert parents("curated") == {"raw_shards", "exact_duplicates", "semdedup", "ppl_deciles"}
+    assert parents("rephrased") == {"merged"}
+    assert parents("mixtures") == {"curated", "merged", "rephrased"}
+
+
+def test_partitioning():
+    graph = defs.resolve_asset_graph()
+    per_shard = {"raw_shards", "image_hashes", "embeddings", "ppl_scores", "curated"}
+    for name in EXPECTED:
+        pdef = graph.get(AssetKey(name)).partitions_def
+        if name in per_shard:
+            assert pdef.name == "shards"
+        elif name == "mixtures":
+            assert pdef.name == "recipes"
+        else:
+            assert pdef is None, name
+
+
+def test_core_never_imports_dagster():
+    core = Path(__file__).resolve().parents[2] / "mm_assets" / "core"
+    for path in core.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] == "dagster" for n in names), path.name

@@ -1,0 +1,131 @@
+"""The whole graph materialized on real files from ../shared/data in a temporary root."""
+
+import hashlib
+import io
+import json
+from collections import defaultdict
+
+import polars as pl
+import pytest
+import webdataset as wds
+from dagster import AssetCheckKey, AssetKey, instance_for_test
+from PIL import Image
+
+from mm_assets.core.ingest import IngestConfig, plan_ingest, read_manifest
+from mm_assets.runner import ORDER, run_graph
+from resources.models import EmbedderResource, LanguageModelResource
+from resources.storage import StorageResource
+
+LMMS = ["single_image.json", "single_image_has_text_only.json", "multi_images.json",
+        "celeba_image_train.json", "celeba_image_eval.json"]
+
+
+@pytest.fixture(scope="module")
+def graph(shared, tmp_path_factory):
+    root = tmp_path_factory.mktemp("root")
+    storage = StorageResource(root=str(root))
+    store = storage.store()
+    ex = shared / "llava" / "lmms-finetune" / "example_data"
+    lf = shared / "llava" / "LLaMA-Factory" / "data" / "mllm_demo.json"
+    cfg = IngestConfig(shard_size=40)
+    shards = plan_ingest(store, [str(ex / f) for f in LMMS], str(ex / "images"), cfg)
+    shards += plan_ingest(store, [str(lf)], None, cfg)
+    resources = {"storage": storage, "embedder": EmbedderResource(device="cpu", batch_size=16),
+                 "lm": LanguageModelResource(device="cpu")}
+    run_config = {"ops": {"rephrased": {"config": {"max_samples": 2, "max_new_tokens": 24}},
+                          "clusters": {"config": {"k": 4}},
+                          "semdedup": {"config": {"epsilon": 0.01}}}}
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("shards", shards)
+        summary = run_graph(instance, resources, run_config=run_config)
+        checks = {a: instance.get_latest_materialization_event(AssetKey(a)) for a in ORDER}
+        yield {"store": store, "summary": summary, "shards": shards, "events": checks,
+               "ex": ex, "lf": lf, "instance": instance}
+
+
+def _expected_groups(ex, lf):
+    """Records grouped by the sha256 of their image files, computed independently."""
+    groups = defaultdict(list)
+    for f, root in [(ex / n, ex / "images") for n in LMMS] + [(lf, lf.parent)]:
+        for i, r in enumerate(json.loads(f.read_text())):
+            imgs = r.get("image", r.get("images"))
+            if not imgs:
+                continue
+            imgs = [imgs] if isinstance(imgs, str) else imgs
+            h = "|".join(hashlib.sha256((root / p).read_bytes()).hexdigest() for p in imgs)
+            groups[h].append(f"{f}:{i}")
+    return sorted(sorted(v) for v in groups.values() if len(v) > 1)
+
+
+def test_every_stage_succeeds_and_counts_reconcile(graph):
+    s = graph["summary"]
+    assert s.failed == []
+    for asset in ORDER:
+        c = s.counts[asset]
+        assert c["n_in"] == c["n_out"] + c["n_removed"] + c["n_quarantined"], asset
+    assert s.counts["raw_shards"]["n_in"] == 2 + 4 + 2 + 90 + 10 + 6
+    assert s.counts["raw_shards"]["n_quarantined"] == 0
+
+
+def test_counts_checks_passed_in_the_instance(graph):
+    instance = graph["instance"]
+    for asset in ORDER:
+        ev = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [AssetCheckKey(AssetKey(asset), "counts_reconcile")])
+        [execution] = ev.values()
+        assert execution.status.value == "SUCCEEDED", asset
+
+
+def test_byte_identical_duplicates_are_grouped(graph):
+    store = graph["store"]
+    groups = store.read_parquet("exact_duplicates/groups.parquet").filter(
+        pl.col("kind") == "image")
+    manifests = {}
+    for shard in graph["shards"]:
+        for rec in read_manifest(store, shard)[1]:
+            manifests[rec.key] = rec.location
+    found = sorted(sorted(manifests[k] for k in g["key"].to_list())
+                   for _, g in groups.group_by("group_id"))
+    assert found == _expected_groups(graph["ex"], graph["lf"])
+    assert len(found) == 5  # bm, curry (lmms-finetune) and the 3 mllm_demo pairs
+
+
+def test_text_only_records_survive_exact_dedup(graph):
+    store = graph["store"]
+    groups = store.read_parquet("exact_duplicates/groups.parquet")
+    assert groups.filter(pl.col("kind") == "text").height == 0
+    kept = pl.concat([store.read_parquet(f"curated/{s}.decisions.parquet")
+                      for s in graph["shards"]])
+    hashes = pl.concat([store.read_parquet(f"image_hashes/{s}.parquet") for s in graph["shards"]])
+    text_keys = hashes.filter(pl.col("list_hash").is_null())["key"].to_list()
+    assert len(text_keys) == 2
+    assert kept.filter(pl.col("key").is_in(text_keys))["status"].to_list() == ["kept", "kept"]
+
+
+def test_samples_sharing_an_image_are_merged(graph):
+    from mm_assets.assets._common import read_sharded
+
+    merged = list(read_sharded(graph["store"], "merged"))
+    multi = [s for s in merged if s.metadata.get("n_merged", 1) > 1]
+    assert len(multi) == 5
+    for s in multi:
+        text = "\n".join(t["value"] for t in s.conversations)
+        assert text.count("<image>") == len(s.images)
+        assert len(s.metadata["merged_from"]) == 2
+
+
+def test_final_shards_open_with_webdataset(graph):
+    store = graph["store"]
+    manifest = store.read_json("mixtures/curated_all/manifest.json")
+    urls = [store.path(p) for p in manifest["shards"]]
+    seen = 0
+    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+        meta = json.loads(sample["json"])
+        assert meta["conversations"] and meta["key"] == sample["__key__"]
+        for name in meta["images"]:  # extension from content: some ".jpg" inputs are WebP
+            fmt = Image.open(io.BytesIO(sample[name])).format
+            assert {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[fmt] == name.split(".")[1]
+        seen += 1
+    assert seen == sum(manifest["counts"].values()) > 0
+    mix = store.read_json("mixtures/text_mm_1to3/manifest.json")
+    assert mix["counts"]["text"] * 3 == mix["counts"]["multimodal"]
