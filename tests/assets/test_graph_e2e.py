@@ -129,3 +129,54 @@ def test_final_shards_open_with_webdataset(graph):
     assert seen == sum(manifest["counts"].values()) > 0
     mix = store.read_json("mixtures/text_mm_1to3/manifest.json")
     assert mix["counts"]["text"] * 3 == mix["counts"]["multimodal"]
+
+
+def _graphql(port, query):
+    import requests
+
+    r = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=30)
+    r.raise_for_status()
+    return r.json()["data"]
+
+
+def test_webserver_shows_lineage_and_the_materializations(graph, tmp_path):
+    """dagster-webserver, started for real on 127.0.0.1 over the same instance and root."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DAGSTER_HOME=graph["instance"].root_directory,
+               MM_ASSETS_ROOT=graph["store"].root)
+    exe = os.path.join(os.path.dirname(sys.executable), "dagster-webserver")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([exe, "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                            cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "web.log", "wb"))
+    try:
+        for _ in range(120):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        nodes = _graphql(port, "{ assetNodes { assetKey { path } dependencyKeys { path } } }")
+        deps = {n["assetKey"]["path"][0]: {d["path"][0] for d in n["dependencyKeys"]}
+                for n in nodes["assetNodes"]}
+        assert set(deps) == set(ORDER)
+        assert deps["mixtures"] == {"curated", "merged", "rephrased"}
+        for asset in ORDER:
+            data = _graphql(port, '{ assetOrError(assetKey: {path: ["%s"]}) { ... on Asset '
+                            '{ assetMaterializations(limit: 1) { runId metadataEntries '
+                            '{ label } } } } }' % asset)
+            [mat] = data["assetOrError"]["assetMaterializations"]
+            assert "n_in" in {e["label"] for e in mat["metadataEntries"]}, asset
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
