@@ -67,6 +67,7 @@ def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebD
 @app.command()
 def run(select: str = typer.Option("", "--select", help="comma-separated assets (default all)"),
         shards: str = typer.Option("all", "--shards", help="0-99, 3,5, 0000*, all"),
+        missing: bool = typer.Option(False, "--missing", help="skip materialized partitions"),
         root: str = RootOpt) -> None:
     """Materialize assets in process (no webserver needed), with progress."""
     _setup(root)
@@ -79,7 +80,7 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
         keys = parse_shard_spec(shards, instance.get_dynamic_partitions("shards"))
         names = [s.strip() for s in select.split(",") if s.strip()] or None
         t0 = time.time()
-        summary = run_graph(instance, select=names, shards=keys,
+        summary = run_graph(instance, select=names, shards=keys, missing_only=missing,
                             progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True))
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from mm_assets.core.recipes import all_recipes
 from mm_assets.definitions import ALL_ASSETS, default_resources
@@ -60,7 +60,7 @@ def register_recipes(instance: DagsterInstance, storage: StorageResource) -> lis
 def run_graph(instance: DagsterInstance, resources: dict | None = None,
               select: list[str] | None = None, shards: list[str] | None = None,
               recipes: list[str] | None = None, run_config: dict | None = None,
-              progress=None) -> RunSummary:
+              progress=None, missing_only: bool = False) -> RunSummary:
     """Materialize ``select`` (default: every asset) over ``shards`` (default: all known).
 
     Args:
@@ -71,6 +71,8 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
         recipes: recipe partition keys (default: every shipped and user recipe).
         run_config: per-asset config, ``{"ops": {asset: {"config": {...}}}}``.
         progress: callable ``(step: str) -> None`` for progress display.
+        missing_only: skip partitions whose selected assets are all materialized already
+            (resuming a killed run recomputes only unfinished shards).
     """
     resources = resources or default_resources()
     select = select or ORDER
@@ -87,6 +89,10 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
         if not chosen:
             continue
         keys = {"shards": shards, "recipes": recipes or [], "global": [None]}[kind]
+        if missing_only and kind != "global":
+            done = set.intersection(*(set(instance.get_materialized_partitions(AssetKey(n)))
+                                      for n in chosen))
+            keys = [k for k in keys if k not in done]
         cfg = {"ops": {n: ops[n] for n in chosen if n in ops},
                "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         for key in keys:

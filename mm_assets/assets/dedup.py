@@ -11,7 +11,13 @@ from mm_assets.assets._common import (
     upstream_shards,
 )
 from mm_assets.checks import counts_result, counts_spec
-from mm_assets.core.dedup import DedupConfig, exact_groups, group_size_histogram, hash_samples
+from mm_assets.core.dedup import (
+    DedupConfig,
+    exact_groups,
+    group_size_histogram,
+    hash_samples,
+    near_duplicate_groups,
+)
 from mm_assets.core.records import StageCounts
 from mm_assets.partitions import shard_backfill, shards
 from resources.storage import StorageResource
@@ -41,6 +47,7 @@ def image_hashes(context, config: HashConfig, storage: StorageResource) -> Mater
 
 class ExactDupConfig(Config):
     policy: str = "merge"
+    phash_threshold: int = 6
 
 
 @asset(deps=[AssetKey("image_hashes")], group_name="dedup", kinds={"polars"},
@@ -49,7 +56,8 @@ def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
                      ) -> MaterializeResult:
     """Duplicate groups across all shards (image-list groups; identical text-only samples) and
     the policy's action per member (``merge``/``keep_one``/``keep_all``)."""
-    store, cfg = storage.store(), DedupConfig(policy=config.policy)
+    store = storage.store()
+    cfg = DedupConfig(policy=config.policy, phash_threshold=config.phash_threshold)
     import polars as pl
 
     with Timer() as t:
@@ -59,6 +67,8 @@ def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
         hist = group_size_histogram(groups)
         store.write_parquet("exact_duplicates/groups.parquet", groups)
         store.write_parquet("exact_duplicates/group_sizes.parquet", hist)
+        near = near_duplicate_groups(hashes, cfg.phash_threshold)
+        store.write_parquet("exact_duplicates/near_groups.parquet", near)
     removed = groups.filter(pl.col("action") == "remove").height
     counts = StageCounts(hashes.height, hashes.height - removed)
     counts.removed["exact_duplicate"] = removed
@@ -69,6 +79,8 @@ def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
         "groups": groups.select("kind", "group_id").unique().height,
         "samples_in_groups": groups.height,
         "to_merge": groups.filter(pl.col("action") == "merge").height,
+        "near_duplicate_groups": near["near_group"].n_unique(),
+        "samples_in_near_groups": near.height, "phash_threshold": cfg.phash_threshold,
         "group_sizes": md_table(hist),
         "group_size_plot": bar_plot(img["group_size"].to_list(), img["n_groups"].to_list(),
                                     "image duplicate groups", "group size"),

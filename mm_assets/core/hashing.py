@@ -17,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import imagehash
+import numpy as np
 import xxhash
 from PIL import Image
 
@@ -38,9 +39,23 @@ def pixel_hash(im: Image.Image) -> str:
     return h.hexdigest()
 
 
-def perceptual_hash(im: Image.Image) -> int:
-    """64-bit pHash (DCT of a 32×32 grey thumbnail) as a signed int64-compatible int."""
-    bits = imagehash.phash(to_rgb(im)).hash.flatten()
+MIN_PHASH_SIDE = 16
+MIN_PHASH_STD = 4.0
+
+
+def perceptual_hash(im: Image.Image) -> int | None:
+    """64-bit pHash (DCT of a 32×32 grey thumbnail) as a signed int64-compatible int.
+
+    ``None`` for images too small (side < 16 px) or too flat (grey std < 4 on a 32×32
+    thumbnail) to carry a meaningful pHash: their hashes collide with unrelated flat images.
+    """
+    rgb = to_rgb(im)
+    if min(rgb.size) < MIN_PHASH_SIDE:
+        return None
+    thumb = rgb.convert("L").resize((32, 32), Image.Resampling.BILINEAR)
+    if float(np.asarray(thumb, dtype=np.float32).std()) < MIN_PHASH_STD:
+        return None
+    bits = imagehash.phash(rgb).hash.flatten()
     value = 0
     for b in bits:
         value = (value << 1) | int(b)

@@ -38,6 +38,12 @@ class ImageError(ValueError):
         self.reason = reason
 
 
+def _classify(e: Exception) -> ImageError:
+    bomb = "too large" in str(e).lower()  # e.g. a PNG text-chunk decompression bomb
+    return ImageError("decompression_bomb" if bomb else "corrupt_image",
+                      f"{type(e).__name__}: {e}")
+
+
 def sniff_ext(data: bytes) -> str:
     """File extension for encoded bytes from their content, not their name.
 
@@ -54,16 +60,21 @@ def sniff_ext(data: bytes) -> str:
     except Image.DecompressionBombError as e:
         raise ImageError("decompression_bomb", str(e)) from e
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad headers
-        raise ImageError("corrupt_image", f"{type(e).__name__}: {e}") from e
+        raise _classify(e) from e
 
 
 def _to_rgba(im: Image.Image) -> Image.Image:
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        trns = im.info.get("transparency")
         a = np.asarray(im, dtype=np.float64 if im.mode == "F" else np.int64)
         a = np.clip(a, 0, None).astype(np.int64)
         top = int(a.max()) if a.size else 0
         shift = max(0, top.bit_length() - 8)
-        im = Image.fromarray((a >> shift).astype(np.uint8), mode="L")
+        grey = Image.fromarray((a >> shift).astype(np.uint8), mode="L")
+        if isinstance(trns, int):  # single transparent grey level, as Pillow does for L
+            alpha = Image.fromarray(np.where(a == trns, 0, 255).astype(np.uint8), mode="L")
+            return Image.merge("RGBA", (grey, grey, grey, alpha))
+        im = grey
     if im.mode == "P":
         im = im.convert("RGBA")
     return im.convert("RGBA")
@@ -106,7 +117,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         reason = "truncated_image" if "truncated" in str(e).lower() else "corrupt_image"
         raise ImageError(reason, f"{type(e).__name__}: {e}") from e
     except Exception as e:  # noqa: BLE001 - any decoder failure is a per-image outcome
-        raise ImageError("corrupt_image", f"{type(e).__name__}: {e}") from e
+        raise _classify(e) from e
 
 
 def to_rgb(im: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:

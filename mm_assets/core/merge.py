@@ -1,8 +1,9 @@
 """Merging samples that share one image list into multi-turn samples.
 
 Rules (DESIGN.md "merged"):
-- samples whose ordered image list is byte-identical form a group; text-only samples are never
-  merged with each other;
+- samples whose ordered image list is identical (same pixel hashes, see :mod:`.dedup`) form a
+  group, the caller decides which; the first member's image bytes are kept; text-only samples
+  are never merged with each other;
 - conversations are concatenated in key order; the image token appears once per image, in the
   first human turn of the merged sample, at the position it had in the first member (start or
   end of the turn); it is removed from later members' turns;
@@ -63,12 +64,12 @@ def merge_group(members: list[Sample], cfg: MergeConfig) -> list[Sample]:
     """Merge samples sharing one image list; returns ≥ 1 merged samples.
 
     Raises:
-        ValueError: members have different image lists or are text-only.
+        ValueError: members have different numbers of images or are text-only.
     """
     members = sorted(members, key=lambda s: s.key)
     first = members[0]
-    if not first.images or any(m.images != first.images for m in members):
-        raise ValueError("merge_group needs members with one identical, non-empty image list")
+    if not first.images or any(len(m.images) != len(first.images) for m in members):
+        raise ValueError("merge_group needs members with one non-empty image list")
     n_img = len(first.images)
     _, pos = _strip_token(next((t["value"] for t in first.conversations if t["from"] == HUMAN),
                                ""))

@@ -8,6 +8,7 @@ pixel cap) to make sure it is usable.
 
 from __future__ import annotations
 
+import gzip
 import json
 import tarfile
 from collections.abc import Iterator
@@ -18,10 +19,11 @@ import fsspec
 from .formats import SourceRecord, normalise, safe_id
 from .images import DEFAULT_MAX_PIXELS, ImageError, decode, sniff_ext
 from .ingest import resolve_image
-from .records import HUMAN, IMAGE_TOKEN, Quarantined, Sample
+from .records import ASSISTANT, HUMAN, IMAGE_TOKEN, Quarantined, Sample
 from .wds import iter_tar_groups
 
 IMAGE_EXTS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"}
+VIDEO_EXTS = {"mp4", "webm", "avi", "mov", "mkv"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +99,36 @@ def _from_record(rec: SourceRecord, image_root: str, cfg: RawShardConfig) -> Sam
     return Sample(rec.key, rec.conversations, images, exts, rec.source, meta)
 
 
+def _decompress(parts: dict[str, bytes], where: str) -> dict[str, bytes]:
+    """WebDataset convention: a ``.gz`` member is stored compressed (``txt.gz`` -> ``txt``)."""
+    out = {}
+    for ext, data in parts.items():
+        if ext.endswith(".gz"):
+            try:
+                data, ext = gzip.decompress(data), ext[:-3]
+            except (OSError, EOFError) as e:
+                raise _Reject("corrupt_member", f"{where}.{ext}: {e}") from e
+        out[ext] = data
+    return out
+
+
+def _text(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _Reject("bad_encoding", f"{where}: not UTF-8 ({e})") from e
+
+
 def _from_tar_group(key: str, parts: dict[str, bytes], source: str, url: str,
                     cfg: RawShardConfig) -> Sample:
-    images, exts = [], []
+    """One WebDataset sample: images by extension, text from ``json`` (LLaVA conversations)
+    or ``txt`` (a caption: one prompted turn with images; a plain document without)."""
+    where = f"{url}:{key}"
+    parts = _decompress(parts, where)
+    video = sorted(e for e in parts if e.rsplit(".", 1)[-1].lower() in VIDEO_EXTS)
+    if video:
+        raise _Reject("unsupported_modality", f"{where}: video member(s) {video}")
+    images, exts, meta = [], [], {"location": where}
     for ext in sorted(parts):
         if ext.rsplit(".", 1)[-1].lower() in IMAGE_EXTS:
             exts.append(_load_image(parts[ext], cfg))
@@ -107,23 +136,24 @@ def _from_tar_group(key: str, parts: dict[str, bytes], source: str, url: str,
     turns: list[dict[str, str]] = []
     if "json" in parts:
         try:
-            obj = json.loads(parts["json"])
+            obj = json.loads(_text(parts["json"], where))
         except ValueError as e:
-            raise _Reject("bad_json", f"{url}:{key}.json: {e}") from e
+            raise _Reject("bad_json", f"{where}.json: {e}") from e
         if isinstance(obj, dict) and ("conversations" in obj or "messages" in obj):
-            rec = normalise(obj, key, source, f"{url}:{key}")
+            rec = normalise(obj, key, source, where)
             if rec.reason:
                 raise _Reject(rec.reason, rec.error or "")
             turns = rec.conversations or []
     if not turns and "txt" in parts:
-        caption = parts["txt"].decode("utf-8", errors="replace")
-        turns = [{"from": HUMAN, "value": ""}, {"from": "gpt", "value": caption}]
-        turns[0]["value"] = "Describe the image." if images else "Continue the text."
+        text = _text(parts["txt"], where)
+        turns = ([{"from": HUMAN, "value": "Describe the image."}] if images else [])
+        turns.append({"from": ASSISTANT, "value": text})
+        meta["text_kind"] = "caption" if images else "document"
     if not turns:
-        kinds = ",".join(sorted(parts))
-        raise _Reject("no_text", f"{url}:{key} has no conversation or caption ({kinds})")
+        raise _Reject("no_text", f"{where} has no conversation or caption "
+                                 f"(members: {', '.join(sorted(parts))})")
     _check_text(turns, cfg, len(images))
-    return Sample(key, turns, images, exts, source, {"location": f"{url}:{key}"})
+    return Sample(key, turns, images, exts, source, meta)
 
 
 def build_samples(header: dict, records: list[SourceRecord], cfg: RawShardConfig,

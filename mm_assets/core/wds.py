@@ -46,12 +46,11 @@ def _group_members(tf: tarfile.TarFile) -> Iterator[tuple[str, dict[str, bytes]]
         folder, _, base = m.name.rpartition("/")
         stem, _, ext = base.partition(".")
         key = f"{folder}/{stem}" if folder else stem
-        data = tf.extractfile(m).read()
         if key != current and current is not None:
-            yield current, parts
+            yield current, parts  # before reading on: a truncated next member keeps this one
             parts = {}
         current = key
-        parts[ext] = data
+        parts[ext] = tf.extractfile(m).read()
     if current is not None:
         yield current, parts
 
