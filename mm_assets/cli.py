@@ -38,6 +38,18 @@ def _ingest(inputs: list[str], images: str | None, shard_size: int):
     return store, new
 
 
+def _asset_config(path: str) -> dict:
+    """``{asset: {field: value}}`` from a YAML file as a Dagster run config."""
+    if not path:
+        return {}
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{path}: expected a mapping of asset name to a mapping of fields")
+    return {"ops": {a: {"config": fields} for a, fields in data.items()}}
+
+
 def _print_summary(summary, store) -> None:
     from mm_assets.runner import ORDER
 
@@ -68,6 +80,7 @@ def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebD
 def run(select: str = typer.Option("", "--select", help="comma-separated assets (default all)"),
         shards: str = typer.Option("all", "--shards", help="0-99, 3,5, 0000*, all"),
         missing: bool = typer.Option(False, "--missing", help="skip materialized partitions"),
+        config: str = typer.Option("", "--config", help="YAML: {asset: {field: value}}"),
         root: str = RootOpt) -> None:
     """Materialize assets in process (no webserver needed), with progress."""
     _setup(root)
@@ -81,6 +94,7 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
         names = [s.strip() for s in select.split(",") if s.strip()] or None
         t0 = time.time()
         summary = run_graph(instance, select=names, shards=keys, missing_only=missing,
+                            run_config=_asset_config(config),
                             progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True))
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
@@ -120,10 +134,12 @@ def demo(root: str = RootOpt,
 
 @app.command()
 def status(root: str = RootOpt) -> None:
-    """Per asset: materialized / missing partitions."""
+    """Per asset: materialized / missing / failed partitions."""
     _setup(root)
-    from dagster import AssetKey
+    from dagster import AssetKey, AssetPartitionStatus
 
+    from mm_assets.partitions import recipes as recipes_def
+    from mm_assets.partitions import shards as shards_def
     from mm_assets.runner import ORDER, get_instance
 
     instance = get_instance()
@@ -131,13 +147,16 @@ def status(root: str = RootOpt) -> None:
              "recipes": instance.get_dynamic_partitions("recipes")}
     per_recipe = {"mixtures"}
     per_shard = {"raw_shards", "image_hashes", "embeddings", "ppl_scores", "curated"}
-    print(f"{'asset':<18}{'materialized':>14}{'missing':>10}")
+    print(f"{'asset':<18}{'materialized':>14}{'missing':>10}{'failed':>8}")
     for a in ORDER:
         key = AssetKey(a)
         if a in per_shard or a in per_recipe:
             total = known["recipes" if a in per_recipe else "shards"]
-            done = instance.get_materialized_partitions(key) & set(total)
-            print(f"{a:<18}{len(done):>14}{len(total) - len(done):>10}")
+            pdef = recipes_def if a in per_recipe else shards_def
+            st = list((instance.get_status_by_partition(key, total, pdef) or {}).values())
+            done, failed = (st.count(AssetPartitionStatus.MATERIALIZED),
+                            st.count(AssetPartitionStatus.FAILED))
+            print(f"{a:<18}{done:>14}{len(total) - done:>10}{failed:>8}")
         else:
             ev = instance.get_latest_materialization_event(key)
             print(f"{a:<18}{(1 if ev else 0):>14}{(0 if ev else 1):>10}")
@@ -145,3 +164,18 @@ def status(root: str = RootOpt) -> None:
 
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())
+
+
+@app.command()
+def backfill(select: str = typer.Option(..., "--select", help="comma-separated per-shard assets"),
+             shards: str = typer.Option(..., "--shards", help="0-99, 3,5, 0000*, all"),
+             missing: bool = typer.Option(False, "--missing", help="only shards not materialized"),
+             dry_run: bool = typer.Option(False, "--dry-run", help="print keys, launch nothing"),
+             wait: bool = typer.Option(False, "--wait", help="follow it with a progress bar"),
+             url: str = typer.Option("", "--url", help="webserver (default $MM_ASSETS_URL or "
+                                     "http://127.0.0.1:3000)")) -> None:
+    """Launch a Dagster asset backfill over shards through the webserver (see backfill.py)."""
+    from mm_assets.backfill import run_backfill
+
+    raise typer.Exit(run_backfill(select, shards, missing=missing, dry_run=dry_run, wait=wait,
+                                  url=url))

@@ -60,8 +60,9 @@ def mixtures(context, storage: StorageResource) -> MaterializeResult:
     manifest = {"recipe": asdict(recipe), "seed": recipe.seed, "counts": counts_by_mod, "available":
                 {m: len(v) for m, v in pool.items()}, "deciles": dict(deciles),
                 "sources": dict(Counter(s.source for s in picked)), "shards": paths,
-                "keys": order, "upstream": upstream}
-    store.write_json(f"mixtures/{name}/manifest.json", manifest)
+                "keys": order}
+    store.write_json(f"mixtures/{name}/manifest.json", manifest)  # same recipe+data: same bytes
+    store.write_json(f"mixtures/{name}/lineage.json", {"upstream": upstream})
     eligible = sum(len(v) for v in pool.values())
     counts = StageCounts(eligible, len(picked))
     counts.removed["not_sampled"] = eligible - len(picked)

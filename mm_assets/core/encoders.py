@@ -65,13 +65,21 @@ def build_image_encoder(name: str, pretrained: str | None, device: str,
         name: open_clip model name, timm name containing ``dinov2``, or a local ``.pt``/
             ``.safetensors`` checkpoint for an open_clip ``hf-hub:``/architecture given as
             ``ARCH@PATH``.
-        pretrained: open_clip pretrained tag or local checkpoint path; ``None`` = random weights.
+        pretrained: open_clip pretrained tag or local checkpoint path; ``None`` = random weights
+            (seeded with 0, so every process builds the same weights).
         device: torch device string.
         img_size: input size for timm models (DINOv2 defaults to 518 otherwise).
 
     Raises:
         ValueError: unknown model name.
     """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # random-init weights are the same in every process and run
+        return _build_image_encoder(name, pretrained, device, img_size)
+
+
+def _build_image_encoder(name: str, pretrained: str | None, device: str,
+                         img_size: int) -> ImageEncoder:
     if "dinov2" in name:
         import timm
 
