@@ -183,3 +183,30 @@ def test_accounting_invariant_holds_for_any_records(tmp_path_factory, records):
     out, quarantine, n_in = _build(tmp, [src], str(tmp / "img"))
     assert n_in == len(records) == len(out) + len(quarantine)
     assert len({s.key for s in out} | {q.key for q in quarantine}) == len(records)
+
+
+def test_coco_records_without_images_are_quarantined_as_missing(tmp_path, shared):
+    src = shared / "llava" / "LLaVA" / "playground" / "data" / "coco2014_val_gpt4_qa_30x3.jsonl"
+    out, quarantine, n_in = _build(tmp_path, [src])
+    assert n_in == 90 and not out
+    assert Counter(q.reason for q in quarantine) == Counter({"missing_image": 90})
+    assert all("COCO_val2014_" in q.error for q in quarantine)
+
+
+def test_odd_images_and_empty_text_each_get_hashes_or_a_reason(tmp_path, pillow_images):
+    from mm_assets.core.dedup import hash_samples
+
+    names = ["pil_sample_cmyk.jpg", "apng/mode_16bit.png", "p_trns_single.png", "chi.gif",
+             "hopper_orientation_6.jpg", "hopper_16bit.pgm"]
+    recs = [{"id": n, "image": n, "conversations": _conv()} for n in names]
+    recs.append({"id": "empty", "image": names[0], "conversations": _conv(a=" \n\t")})
+    src = tmp_path / "odd.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    out, quarantine, _ = _build(tmp_path, [src], str(pillow_images))
+    assert [q.reason for q in quarantine] == ["empty_text"]
+    table = hash_samples(out, 64_000_000)
+    assert table.height == len(names)
+    for row in table.iter_rows(named=True):
+        assert len(row["pixel_hashes"][0]) == 32 and len(row["bytes_hashes"][0]) == 32
+        flat = "mode_16bit" in row["key"]  # its first frame is one flat colour: no pHash
+        assert len(row["phashes"]) == (0 if flat else 1), row["key"]
