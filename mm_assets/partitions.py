@@ -9,9 +9,11 @@ recipes = DynamicPartitionsDefinition(name="recipes")
 
 # Backfills of many shards run several partitions per run, so run start-up does not dominate.
 shard_backfill = BackfillPolicy.multi_run(max_partitions_per_run=16)
-GPU_TAGS = {"dagster/concurrency_key": "gpu",
-            "dagster-k8s/config": {"container_config": {"resources": {
-                "limits": {"nvidia.com/gpu": "1"}}}}}
+# Model assets run in the `gpu` concurrency pool (limit set in the instance:
+# `dagster instance concurrency set gpu 1`) and request one GPU per pod on Kubernetes.
+GPU_POOL = "gpu"
+GPU_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {
+    "limits": {"nvidia.com/gpu": "1"}}}}}
 
 
 def parse_shard_spec(spec: str, known: list[str]) -> list[str]:

@@ -9,19 +9,19 @@ from mm_assets.assets._common import per_shard, read_shard, write_quarantine
 from mm_assets.checks import counts_spec
 from mm_assets.core.embed import embed_shard
 from mm_assets.core.records import StageCounts
-from mm_assets.partitions import GPU_TAGS, shard_backfill, shards
+from mm_assets.partitions import GPU_POOL, GPU_TAGS, shard_backfill, shards
 from resources.models import EmbedderResource
 from resources.storage import StorageResource
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill, deps=["raw_shards"],
        group_name="semantic", check_specs=[counts_spec("embeddings")], kinds={"pytorch"},
-       op_tags=GPU_TAGS)
+       op_tags=GPU_TAGS, pool=GPU_POOL)
 def embeddings(context, storage: StorageResource, embedder: EmbedderResource
                ) -> MaterializeResult:
-    """``embeddings/{shard}/image.npy`` (N_img×D float16) + ``image_keys.parquet`` from the first
-    image of each sample, and ``text.npy`` (N_txt×384 float16) + ``text_keys.parquet`` for
-    text-only samples; all rows L2-normalised."""
+    """``embeddings/{shard}/image.npy`` (N_img×D float16, the mean of each sample's image
+    vectors) + ``image_keys.parquet``, and ``text.npy`` (N_txt×384 float16) +
+    ``text_keys.parquet`` for text-only samples; all rows L2-normalised."""
     store = storage.store()
     img_enc, txt_enc = embedder.image_encoder(), embedder.text_encoder()
 
@@ -42,6 +42,6 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
                         "image_weights": img_enc.pretrained or "random-init (not pretrained)",
                         "text_model": txt_enc.name, "n_image": len(emb.image_keys),
                         "n_text": len(emb.text_keys), "device": img_enc.device,
-                        "multi_image_rule": "first image represents the sample"}
+                        "multi_image_rule": "normalised mean of the sample's image vectors"}
 
     return per_shard(context, "embeddings", run)

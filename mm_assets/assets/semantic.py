@@ -1,22 +1,27 @@
 """clusters and semdedup (global): spherical k-means per embedding space, then SemDeDup."""
 
+import base64
+
 import numpy as np
 import polars as pl
 from dagster import Config, MaterializeResult, asset
 
-from mm_assets.assets._common import Timer, bar_plot, upstream_shards
+from mm_assets.assets._common import (
+    Timer,
+    bar_plot,
+    md_table,
+    png_markdown,
+    read_shard,
+    upstream_shards,
+)
 from mm_assets.checks import counts_result, counts_spec
 from mm_assets.core.cluster import ClusterConfig, spherical_kmeans
+from mm_assets.core.contact import contact_sheet
 from mm_assets.core.encoders import resolve_device
 from mm_assets.core.records import StageCounts
-from mm_assets.core.semdedup import (
-    SemDedupConfig,
-    is_duplicate,
-    resolve_epsilon,
-    semdedup_scores,
-)
+from mm_assets.core.semdedup import SemDedupConfig, removal_curve, semdedup_space
 from mm_assets.core.storage import Store
-from mm_assets.partitions import GPU_TAGS
+from mm_assets.partitions import GPU_POOL, GPU_TAGS
 from resources.storage import StorageResource
 
 SPACES = ("image", "text")
@@ -32,15 +37,38 @@ def load_space(store: Store, space: str) -> tuple[list[str], np.ndarray]:
     return keys, (np.concatenate(vecs) if vecs else np.zeros((0, 1), np.float16))
 
 
+def first_images(store: Store, keys: set[str]) -> dict[str, bytes]:
+    """First image of each wanted key, reading only the raw shards that hold them."""
+    out: dict[str, bytes] = {}
+    for shard in upstream_shards(store, "embeddings", ""):
+        have = set(store.read_parquet(f"embeddings/{shard}/image_keys.parquet")["key"])
+        if have & keys:
+            for s in read_shard(store, "raw_shards", shard):
+                if s.key in keys and s.images:
+                    out[s.key] = s.images[0]
+    return out
+
+
+def sheet_markdown(store: Store, rel: str, rows: list[tuple[str, list[str]]]):
+    """Write a contact sheet PNG for ``rows`` of (label, keys) and return it as metadata."""
+    from dagster import MetadataValue
+
+    images = first_images(store, {k for _, ks in rows for k in ks})
+    png = contact_sheet([(label, [images[k] for k in ks if k in images]) for label, ks in rows])
+    store.write_bytes(rel, png)
+    return MetadataValue.md(f"![sheet](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
 class ClustersConfig(Config):
     k: int = 16
     niter: int = 20
     fit_sample: int = 200_000
     seed: int = 0
+    sheet_size: int = 8
 
 
 @asset(deps=["embeddings"], group_name="semantic", kinds={"faiss"},
-       check_specs=[counts_spec("clusters")], op_tags=GPU_TAGS)
+       check_specs=[counts_spec("clusters")], op_tags=GPU_TAGS, pool=GPU_POOL)
 def clusters(context, config: ClustersConfig, storage: StorageResource) -> MaterializeResult:
     """Per sample: cluster id and cosine distance to its centroid, per space
     (``clusters/assignments.parquet``); centroids in ``clusters/centroids_{space}.npy``."""
@@ -65,6 +93,12 @@ def clusters(context, config: ClustersConfig, storage: StorageResource) -> Mater
                     "cluster")
     table = pl.concat(frames)
     store.write_parquet("clusters/assignments.parquet", table)
+    near = (table.filter(pl.col("space") == "image").sort("distance")
+            .group_by("cluster", maintain_order=True).head(config.sheet_size).sort("cluster"))
+    rows = [(f"cluster {c} ({int((table['cluster'] == c).sum())})", g["key"].to_list())
+            for (c,), g in near.group_by("cluster", maintain_order=True)][:24]
+    if rows:
+        meta["contact_sheet"] = sheet_markdown(store, "clusters/contact_sheet_image.png", rows)
     counts = StageCounts(table.height, table.height)
     if config.k > max(meta["image_points"], meta["text_points"]):
         meta["note"] = f"k={config.k} clamped to the number of points per space"
@@ -81,17 +115,17 @@ class SemDedupAssetConfig(Config):
 
 
 @asset(deps=["clusters", "exact_duplicates"], group_name="semantic",
-       check_specs=[counts_spec("semdedup")], op_tags=GPU_TAGS)
+       check_specs=[counts_spec("semdedup")], op_tags=GPU_TAGS, pool=GPU_POOL)
 def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
              ) -> MaterializeResult:
     """SemDeDup score per unique sample (exact duplicates resolved first and reported apart),
-    the ε used, and the duplicate decision (``semdedup/scores.parquet``)."""
+    the ε used per space, and the duplicate decision (``semdedup/scores.parquet``)."""
     store = storage.store()
     cfg = SemDedupConfig(config.epsilon, config.target_fraction, config.ranking, config.seed)
     assign = store.read_parquet("clusters/assignments.parquet")
     groups = store.read_parquet("exact_duplicates/groups.parquet")
     non_rep = set(groups.filter(~pl.col("is_representative"))["key"].to_list())
-    frames = []
+    frames, meta = [], {}
     with Timer() as t:
         for space in SPACES:
             keys, x = load_space(store, space)
@@ -99,25 +133,51 @@ def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
             if a["key"].to_list() != keys:
                 raise ValueError(f"clusters are stale for space {space}: re-materialize clusters")
             uniq = np.array([k not in non_rep for k in keys], dtype=bool)
-            scores = np.full(len(keys), np.nan, np.float32)
-            scores[uniq] = semdedup_scores(x[uniq], a["cluster"].to_numpy()[uniq],
-                                           a["distance"].to_numpy()[uniq], cfg,
-                                           resolve_device(config.device))
-            frames.append(pl.DataFrame(
-                {"key": keys, "space": [space] * len(keys), "unique": uniq, "score": scores},
-                schema={"key": pl.Utf8, "space": pl.Utf8, "unique": pl.Boolean,
-                        "score": pl.Float32}))
+            res = semdedup_space(x, a["cluster"].to_numpy(), a["distance"].to_numpy(), uniq,
+                                 cfg, resolve_device(config.device))
+            partner = [keys[i] if i >= 0 else None for i in res.partner]
+            frames.append(a.select("key", "space", "cluster").with_columns(
+                pl.Series("unique", uniq), pl.Series("score", res.scores),
+                pl.Series("duplicate", res.duplicate),
+                pl.Series("partner", partner, dtype=pl.Utf8)))
+            meta[f"{space}_epsilon"] = res.epsilon
+            if res.n_unique:
+                meta[f"{space}_removal_curve"] = curve_plot(res.scores, res.epsilon, space)
     table = pl.concat(frames)
-    uniq_scores = table.filter(pl.col("unique"))["score"].to_numpy()
-    eps = resolve_epsilon(uniq_scores, cfg)
-    table = table.with_columns(pl.Series("duplicate", is_duplicate(
-        np.nan_to_num(table["score"].to_numpy(), nan=-2.0), eps)))
     store.write_parquet("semdedup/scores.parquet", table)
-    n_dup, n_uniq = int(table["duplicate"].sum()), int(uniq_scores.size)
-    counts = StageCounts(table.height, table.height - n_dup - (table.height - n_uniq))
+    pairs = table.filter(pl.col("duplicate") & (pl.col("space") == "image")).sort(
+        "score", descending=True).head(12)
+    if pairs.height:
+        meta["example_pairs"] = sheet_markdown(store, "semdedup/example_pairs.png", [
+            (f"c{r['cluster']} s={r['score']:.3f}", [r["partner"], r["key"]])
+            for r in pairs.iter_rows(named=True)])
+    n_dup, n_uniq = int(table["duplicate"].sum()), int(table["unique"].sum())
+    counts = StageCounts(table.height, n_uniq - n_dup)
     counts.removed["semdedup"], counts.removed["exact_duplicate"] = n_dup, table.height - n_uniq
+    per_cluster = table.filter(pl.col("unique")).group_by("space", "cluster").agg(
+        pl.len().alias("unique"), pl.col("duplicate").sum().alias("removed")).sort(
+        "removed", descending=True).head(15)
     return MaterializeResult(metadata={
-        **counts.as_metadata(), "epsilon": eps, "threshold_cosine": 1 - eps,
-        "unique_samples": n_uniq, "fraction_removed_of_unique": n_dup / max(1, n_uniq),
+        **counts.as_metadata(), **meta, "unique_samples": n_uniq,
+        "fraction_removed_of_unique": n_dup / max(1, n_uniq), "per_cluster": md_table(per_cluster),
         "target_fraction": config.target_fraction, "ranking": cfg.ranking,
-        "seconds": t.seconds}, check_results=[counts_result(counts)])
+        "boundary": "duplicate when score >= 1 - epsilon", "seconds": t.seconds},
+        check_results=[counts_result(counts)])
+
+
+def curve_plot(scores: np.ndarray, eps: float, space: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.linspace(0.0, 0.5, 51)
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(grid, removal_curve(scores, grid))
+    ax.axvline(eps, color="red", linestyle="--", label=f"ε = {eps:.4f}")
+    ax.set_xlabel("ε")
+    ax.set_ylabel("fraction removed")
+    ax.set_title(f"SemDeDup removal vs ε ({space})")
+    ax.legend()
+    fig.tight_layout()
+    return png_markdown(fig)

@@ -2,8 +2,8 @@
 text encoder, each in its own space, L2-normalised and stored as float16.
 
 Decoding and preprocessing run in a ``torch.utils.data.DataLoader`` (``num_workers``
-configurable) so they overlap the model. The first image of a sample represents it
-(multi-image samples: stated in metadata).
+configurable) so they overlap the model. A multi-image sample is represented by the
+L2-normalised mean of its image vectors.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class ShardEmbeddings:
 
     Attributes:
         image_keys: keys of image samples, aligned with ``image``.
-        image: (N_img, D_img) float16, L2-normalised.
+        image: (N_img, D_img) float16, L2-normalised (mean over a sample's images).
         text_keys: keys of text-only samples, aligned with ``text``.
         text: (N_txt, D_txt) float16, L2-normalised.
         quarantined: samples whose image could not be decoded.
@@ -78,14 +78,28 @@ def embed_images(blobs: list[bytes], enc: ImageEncoder, batch_size: int, num_wor
 def embed_shard(samples: list[Sample], image_enc: ImageEncoder, text_enc: MiniLMTextEncoder,
                 batch_size: int = 32, num_workers: int = 0,
                 max_pixels: int = 64_000_000) -> ShardEmbeddings:
-    """Embed every sample of a shard (see module doc for the rules)."""
+    """Embed every sample of a shard (see module doc for the rules).
+
+    A multi-image sample is the L2-normalised mean of its image vectors; a sample any of whose
+    images fails to decode is quarantined (reason from the decoder).
+    """
     img = [s for s in samples if s.images]
     txt = [s for s in samples if not s.images]
-    vecs, errors = embed_images([s.images[0] for s in img], image_enc, batch_size,
+    owner = np.array([i for i, s in enumerate(img) for _ in s.images], dtype=np.int64)
+    vecs, errors = embed_images([b for s in img for b in s.images], image_enc, batch_size,
                                 num_workers, max_pixels)
-    keys = [s.key for s, e in zip(img, errors, strict=True) if not e]
-    bad = [Quarantined(s.key, "embeddings", e, "first image failed to decode")
-           for s, e in zip(img, errors, strict=True) if e]
+    bad_reason: dict[int, str] = {}
+    for o, e in zip(owner, errors, strict=True):
+        if e:
+            bad_reason.setdefault(int(o), e)
+    ok_owner = owner[[not e for e in errors]] if len(owner) else owner
+    sums = np.zeros((len(img), image_enc.dim), np.float64)
+    np.add.at(sums, ok_owner, vecs)
+    keep = [i for i in range(len(img)) if i not in bad_reason]
+    pooled = sums[keep]
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    bad = [Quarantined(img[i].key, "embeddings", r, "an image failed to decode")
+           for i, r in sorted(bad_reason.items())]
     tvec = text_enc.encode([s.text() for s in txt], batch_size)
-    return ShardEmbeddings(keys, vecs.astype(np.float16), [s.key for s in txt],
-                           tvec.astype(np.float16), bad)
+    return ShardEmbeddings([img[i].key for i in keep], pooled.astype(np.float16),
+                           [s.key for s in txt], tvec.astype(np.float16), bad)

@@ -85,7 +85,7 @@ def _build_image_encoder(name: str, pretrained: str | None, device: str,
 
         model = timm.create_model(name, pretrained=bool(pretrained), img_size=img_size,
                                   num_classes=0)
-        cfg = timm.data.resolve_data_config({}, model=model)
+        cfg = timm.data.resolve_data_config({"input_size": (3, img_size, img_size)}, model=model)
         preprocess = timm.data.create_transform(**cfg)
         model = model.eval().to(device)
         return ImageEncoder(name, model, preprocess, model.num_features, device, pretrained)
@@ -97,7 +97,11 @@ def _build_image_encoder(name: str, pretrained: str | None, device: str,
     model, _, preprocess = open_clip.create_model_and_transforms(
         name, pretrained=pretrained, device=device, weights_only=True)
     model = model.eval()
-    dim = model.visual.output_dim if hasattr(model.visual, "output_dim") else model.embed_dim
+    from PIL import Image
+
+    with torch.inference_mode():  # D from one forward: towers expose it under different names
+        probe = preprocess(Image.new("RGB", (img_size, img_size)))[None].to(device)
+        dim = model.encode_image(probe).shape[-1]
     return ImageEncoder(name, model.encode_image, preprocess, int(dim), device, pretrained)
 
 

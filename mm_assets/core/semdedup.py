@@ -59,34 +59,37 @@ def rank_members(distance: np.ndarray, ranking: Ranking, seed: int) -> np.ndarra
     return np.random.default_rng(seed).permutation(len(distance))
 
 
-def cluster_scores(x: np.ndarray, block: int = 4096, device: str = "cpu") -> np.ndarray:
+def cluster_scores(x: np.ndarray, block: int = 4096, device: str = "cpu",
+                   with_partner: bool = False):
     """For rows already in rank order, ``s[i] = max_{j<i} x_i·x_j`` (``-1`` for ``i = 0``).
 
     Args:
         x: (m, D) float16/float32, L2-normalised, in rank order.
         block: rows per matmul block; memory is O(block × m) floats.
         device: torch device for the matmul.
+        with_partner: also return the argmax ``j`` per row (-1 for ``i = 0``).
 
     Returns:
-        (m,) float32 scores.
+        (m,) float32 scores, and (m,) int64 partners when ``with_partner``.
     """
     m, _ = x.shape
     out = np.full(m, -1.0, dtype=np.float32)
-    if m < 2:
-        return out
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
-    for start in range(1, m, block):
-        stop = min(m, start + block)
-        sims = t[start:stop] @ t[:stop].T  # (b, stop)
-        rows = torch.arange(start, stop, device=device)[:, None]
-        cols = torch.arange(stop, device=device)[None, :]
-        sims = sims.masked_fill(cols >= rows, -2.0)
-        out[start:stop] = sims.max(dim=1).values.clamp(min=-1.0).cpu().numpy()
-    return out
+    partner = np.full(m, -1, dtype=np.int64)
+    if m >= 2:
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+        for start in range(1, m, block):
+            stop = min(m, start + block)
+            sims = t[start:stop] @ t[:stop].T  # (b, stop)
+            rows = torch.arange(start, stop, device=device)[:, None]
+            cols = torch.arange(stop, device=device)[None, :]
+            best = sims.masked_fill(cols >= rows, -2.0).max(dim=1)
+            out[start:stop] = best.values.clamp(min=-1.0).cpu().numpy()
+            partner[start:stop] = best.indices.cpu().numpy()
+    return (out, partner) if with_partner else out
 
 
 def semdedup_scores(x: np.ndarray, assign: np.ndarray, distance: np.ndarray,
-                    cfg: SemDedupConfig, device: str = "cpu") -> np.ndarray:
+                    cfg: SemDedupConfig, device: str = "cpu", with_partner: bool = False):
     """Scores for all points, computed cluster by cluster.
 
     Args:
@@ -95,17 +98,21 @@ def semdedup_scores(x: np.ndarray, assign: np.ndarray, distance: np.ndarray,
         distance: (N,) distance to the centroid (ranking key).
 
     Returns:
-        (N,) float32 scores aligned with ``x``.
+        (N,) float32 scores aligned with ``x``; with ``with_partner`` also (N,) int64 index of
+        the earlier-ranked member achieving the score (-1 for the first of a cluster).
     """
     n = x.shape[0]
     if assign.shape != (n,) or distance.shape != (n,):
         raise ValueError(f"assign/distance must have shape ({n},)")
     scores = np.full(n, -1.0, dtype=np.float32)
+    partner = np.full(n, -1, dtype=np.int64)
     for c in np.unique(assign):
         idx = np.flatnonzero(assign == c)
         order = idx[rank_members(distance[idx], cfg.ranking, cfg.seed + int(c))]
-        scores[order] = cluster_scores(x[order], cfg.block, device)
-    return scores
+        s, p = cluster_scores(x[order], cfg.block, device, with_partner=True)
+        scores[order] = s
+        partner[order] = np.where(p >= 0, order[np.maximum(p, 0)], -1)
+    return (scores, partner) if with_partner else scores
 
 
 def resolve_epsilon(scores: np.ndarray, cfg: SemDedupConfig) -> float:
@@ -121,3 +128,56 @@ def resolve_epsilon(scores: np.ndarray, cfg: SemDedupConfig) -> float:
 def is_duplicate(scores: np.ndarray, epsilon: float) -> np.ndarray:
     """(N,) bool: ``scores >= 1 - epsilon``."""
     return scores >= np.float32(1.0 - epsilon)
+
+
+@dataclass(slots=True)
+class SpaceResult:
+    """SemDeDup over one embedding space.
+
+    Attributes:
+        scores: (N,) float32 score per point; NaN for points excluded as exact duplicates.
+        duplicate: (N,) bool, semantic duplicates (never set for excluded points).
+        epsilon: ε used for this space.
+        n_unique: points scored (not excluded).
+        partner: (N,) int64 index of the most similar earlier-ranked point (-1: none).
+    """
+
+    scores: np.ndarray
+    duplicate: np.ndarray
+    epsilon: float
+    n_unique: int
+    partner: np.ndarray
+
+
+def semdedup_space(x: np.ndarray, assign: np.ndarray, distance: np.ndarray,
+                   unique: np.ndarray, cfg: SemDedupConfig, device: str = "cpu") -> SpaceResult:
+    """Exact duplicates first, then SemDeDup on the unique points of one space.
+
+    Args:
+        x: (N, D) L2-normalised embeddings.
+        assign: (N,) cluster ids; distance: (N,) distance to centroid.
+        unique: (N,) bool, False for non-representative members of exact-duplicate groups;
+            they are excluded, so ``target_fraction`` is measured on unique points only.
+        cfg: SemDeDup settings (the target fraction applies within this space).
+        device: torch device for the block matmuls.
+    """
+    n = x.shape[0]
+    if unique.shape != (n,):
+        raise ValueError(f"unique must have shape ({n},), got {unique.shape}")
+    scores = np.full(n, np.nan, np.float32)
+    partner = np.full(n, -1, np.int64)
+    where = np.flatnonzero(unique)
+    s, p = semdedup_scores(x[unique], assign[unique], distance[unique], cfg, device, True)
+    scores[unique], partner[unique] = s, np.where(p >= 0, where[np.maximum(p, 0)], -1)
+    eps = resolve_epsilon(scores[unique], cfg)
+    dup = np.zeros(n, dtype=bool)
+    dup[unique] = is_duplicate(scores[unique], eps)
+    return SpaceResult(scores, dup, eps, int(unique.sum()), partner)
+
+
+def removal_curve(scores: np.ndarray, epsilons: np.ndarray) -> np.ndarray:
+    """Fraction of (finite) scores removed at each ε: the curve a team picks ε from."""
+    s = scores[np.isfinite(scores)]
+    if s.size == 0:
+        return np.zeros(len(epsilons))
+    return np.array([is_duplicate(s, float(e)).mean() for e in epsilons])
