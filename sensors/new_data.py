@@ -1,60 +1,173 @@
 """Sensor: new data drops under the input prefix become shards, partitions and runs.
 
-Watches ``{root}/incoming/`` (or ``$MM_ASSETS_INPUT``) for ``.json``, ``.jsonl``, ``.tar`` and
-``.tgz`` files. A file is taken once its size is unchanged between two ticks (a half-uploaded
-file is still growing), or once ``FILE.done`` exists when ``MM_ASSETS_REQUIRE_DONE=1``. Taken
-files are ingested (idempotently: a re-uploaded identical file changes nothing), their shards
-are added as dynamic partitions in batches of at most 10,000, and one run of the per-shard job
-is requested per new shard. The cursor keeps the sizes seen; at most ``MAX_FILES_PER_TICK``
-files are taken per tick.
+What it watches: ``$MM_ASSETS_INPUT`` (any fsspec URL, e.g. ``s3://bucket/drops``), else
+``{root}/incoming/``, recursively, for ``.json``, ``.jsonl`` (LLaVA / ShareGPT records) and
+``.tar``, ``.tgz``, ``.tar.gz`` (WebDataset shards). Names starting with ``.`` or holding
+``.tmp-`` are ignored.
+
+When a file is taken:
+- by default once it is unchanged (same size and version: S3 ETag, else mtime) over two ticks,
+  so a file still being written is left for a later tick;
+- with ``MM_ASSETS_REQUIRE_DONE=1`` only once its marker ``FILE.done`` exists.
+
+What a tick does: ingest the files taken (at most ``max_files`` and about ``max_bytes`` per
+tick; the rest wait for the next tick) into shard manifests, add every ingested shard that is
+not yet a partition of ``shards`` (batches of at most 10,000 keys per request), and request one
+run of ``per_shard_job`` per new shard (``run_key=shard-{id}``, so a shard is never run twice by
+the sensor). A file that cannot be ingested is logged and skipped until it changes.
+Re-uploading a file already taken changes nothing: the cursor knows its version,
+and ingest skips content it has seen (``inputs/_state.json``), also after a lost cursor.
+
+The cursor (JSON) holds, per file, the size/version seen at the last tick and the version
+taken; entries of files that were deleted from the prefix are dropped, so it stays small.
 """
+
+from __future__ import annotations
 
 import json
 import os
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, sensor
+import fsspec
+from dagster import (
+    AddDynamicPartitionsRequest,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
 
 from mm_assets.core.ingest import IngestConfig, plan_ingest
+from mm_assets.core.storage import Store
 from resources.storage import StorageResource
 
-SUFFIXES = (".json", ".jsonl", ".tar", ".tgz")
-MAX_FILES_PER_TICK = 50
+SUFFIXES = (".json", ".jsonl", ".tar", ".tgz", ".tar.gz")
 PARTITION_BATCH = 10_000
 
 
-def _ready(fs, path: str, size: int, seen: dict, require_done: bool) -> bool:
-    if require_done:
-        return fs.exists(path + ".done")
-    return seen.get(path) == size
+@dataclass(frozen=True, slots=True)
+class DropSettings:
+    """What the sensor watches and how much it takes per tick.
+
+    Attributes:
+        prefix: fsspec URL of the watched prefix.
+        require_done: take a file only once ``FILE.done`` exists.
+        max_files: files taken per tick (> 0).
+        max_bytes: bytes taken per tick; one file is always taken, whatever its size.
+        shard_size: records per shard when ingesting JSON drops.
+    """
+
+    prefix: str
+    require_done: bool = False
+    max_files: int = 50
+    max_bytes: int = 4 << 30
+    shard_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_files <= 0 or self.max_bytes <= 0:
+            raise ValueError(f"max_files and max_bytes must be > 0, got {self}")
+
+    @classmethod
+    def from_env(cls, store: Store) -> DropSettings:
+        """Read ``MM_ASSETS_INPUT``, ``MM_ASSETS_REQUIRE_DONE``, ``MM_ASSETS_SHARD_SIZE`` now."""
+        return cls(prefix=os.environ.get("MM_ASSETS_INPUT") or store.url("incoming"),
+                   require_done=os.environ.get("MM_ASSETS_REQUIRE_DONE", "") == "1",
+                   shard_size=int(os.environ.get("MM_ASSETS_SHARD_SIZE", "1000")))
+
+
+def watch_fs(store: Store, prefix: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Filesystem and base path of ``prefix``: the store's own when under the root."""
+    if prefix.rstrip("/") == store.root or prefix.startswith(store.root + "/"):
+        return store.fs, store.path(prefix[len(store.root):])
+    fs, base = fsspec.core.url_to_fs(prefix)
+    fs.invalidate_cache()  # listings must be fresh at every tick
+    return fs, base
+
+
+def list_drops(fs: fsspec.AbstractFileSystem, base: str) -> tuple[dict[str, list], set[str]]:
+    """``{path: [size, version]}`` of every candidate file under ``base``, and the set of
+    candidates that have a ``FILE.done`` marker (one listing, no request per file)."""
+    try:
+        found = fs.find(base, detail=True)
+    except FileNotFoundError:
+        return {}, set()
+    out = {}
+    for path, info in found.items():
+        name = path.rsplit("/", 1)[-1]
+        if info.get("type") == "directory" or not name.endswith(SUFFIXES):
+            continue
+        if name.startswith(".") or ".tmp-" in name:
+            continue
+        version = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
+        out[path] = [int(info.get("size") or 0), str(version).strip('"')]
+    return out, {p for p in out if p + ".done" in found}
+
+
+def select_ready(files: dict[str, list], cursor: dict, settings: DropSettings,
+                 marked: AbstractSet[str] = frozenset()) -> tuple[list[str], dict]:
+    """Files to take this tick, and the next cursor.
+
+    Args:
+        files: ``{path: [size, version]}`` from :func:`list_drops`.
+        cursor: ``{"seen": {path: [size, version]}, "taken": {path: version}}``.
+        settings: readiness rule and per-tick caps.
+        marked: paths whose ``.done`` marker exists (used when ``require_done``).
+    """
+    seen, taken_before = cursor.get("seen", {}), cursor.get("taken", {})
+    taken, nbytes, next_seen = [], 0, {}
+    for path, (size, version) in sorted(files.items()):
+        if taken_before.get(path) == version:
+            continue
+        ready = path in marked if settings.require_done else seen.get(path) == [size, version]
+        capped = len(taken) >= settings.max_files or (taken and nbytes + size > settings.max_bytes)
+        if ready and not capped:
+            taken.append(path)
+            nbytes += size
+        else:
+            next_seen[path] = [size, version]
+    kept = {p: v for p, v in taken_before.items() if p in files}
+    kept.update({p: files[p][1] for p in taken})
+    return taken, {"seen": next_seen, "taken": kept}
+
+
+def partition_batches(keys: list[str], name: str = "shards",
+                      batch: int = PARTITION_BATCH) -> list[AddDynamicPartitionsRequest]:
+    """One request per ``batch`` keys (the instance adds each request in one statement)."""
+    return [AddDynamicPartitionsRequest(name, keys[i:i + batch])
+            for i in range(0, len(keys), batch)]
+
+
+def unregistered_shards(store: Store, known: set[str]) -> list[str]:
+    """Ingested shards (``inputs/{id}.jsonl``) that are not partitions yet, in id order."""
+    return [n[:-6] for n in store.ls("inputs", ".jsonl") if n[:-6] not in known]
+
+
+def _url(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """URL of a listed path (plain path on local disk)."""
+    protos = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return path if "file" in protos or "local" in protos else fs.unstrip_protocol(path)
 
 
 @sensor(job_name="per_shard_job", minimum_interval_seconds=30,
-        default_status=DefaultSensorStatus.STOPPED)
+        default_status=DefaultSensorStatus.RUNNING)
 def new_data_sensor(context: SensorEvaluationContext, storage: StorageResource) -> SensorResult:
+    """New shard files and LLaVA JSON/JSONL drops under the input prefix -> shards -> runs."""
     store = storage.store()
-    prefix = os.environ.get("MM_ASSETS_INPUT") or store.url("incoming")
-    require_done = os.environ.get("MM_ASSETS_REQUIRE_DONE") == "1"
-    cursor = json.loads(context.cursor) if context.cursor else {"sizes": {}, "done": []}
-    import fsspec
-
-    fs, base = fsspec.core.url_to_fs(prefix)
-    files = sorted(fs.find(base, detail=True).items()) if fs.exists(base) else []
-    taken, sizes = [], {}
-    for path, info in files:
-        if not path.endswith(SUFFIXES) or path in cursor["done"]:
-            continue
-        sizes[path] = info["size"]
-        if len(taken) < MAX_FILES_PER_TICK and _ready(fs, path, info["size"], cursor["sizes"],
-                                                      require_done):
-            taken.append(path)
-    proto = prefix.split("://")[0] + "://" if "://" in prefix else ""
-    new = plan_ingest(store, [proto + p for p in taken], None, IngestConfig()) if taken else []
-    requests = [RunRequest(run_key=f"shard-{s}", partition_key=s) for s in new]
-    cursor = {"sizes": {p: n for p, n in sizes.items() if p not in taken},
-              "done": cursor["done"] + taken}
-    from dagster import AddDynamicPartitionsRequest
-
-    adds = [AddDynamicPartitionsRequest("shards", new[i:i + PARTITION_BATCH])
-            for i in range(0, len(new), PARTITION_BATCH)]
-    return SensorResult(run_requests=requests, dynamic_partitions_requests=adds,
-                        cursor=json.dumps(cursor))
+    settings = DropSettings.from_env(store)
+    fs, base = watch_fs(store, settings.prefix)
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    files, marked = list_drops(fs, base)
+    taken, cursor = select_ready(files, cursor, settings, marked)
+    cfg = IngestConfig(shard_size=settings.shard_size)
+    for path in taken:  # one by one: an unreadable file is logged, it does not block the rest
+        try:
+            new = plan_ingest(store, [_url(fs, path)], None, cfg)
+            context.log.info(f"took {path}: {len(new)} new shard(s)")
+        except (OSError, ValueError) as e:
+            context.log.error(f"cannot ingest {path} (taken again once re-uploaded): {e}")
+    fresh = unregistered_shards(store, set(context.instance.get_dynamic_partitions("shards")))
+    requests = [RunRequest(run_key=f"shard-{s}", partition_key=s) for s in fresh]
+    return SensorResult(run_requests=requests, dynamic_partitions_requests=partition_batches(fresh),
+                        cursor=json.dumps(cursor, sort_keys=True))

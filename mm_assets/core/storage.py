@@ -1,7 +1,13 @@
 """Storage root on any fsspec filesystem (local folder, ``s3://bucket/prefix``, ...).
 
-Every write is atomic: data goes to a temporary sibling name and is then moved into place,
-so a killed run leaves either the previous file or the complete new one, never half a file.
+Every write is atomic. On a local (or other POSIX-like) filesystem the data goes to a temporary
+sibling name and is then moved into place. On an object store (S3, GCS, Azure) an object only
+becomes visible when its upload completes, so the data is streamed straight to the final key
+and the upload is aborted when the writer fails: a killed run leaves either the previous object
+or the complete new one, never half a file, and no temporary objects to clean up.
+
+Credentials and endpoints live in ``storage_options`` only; they are never part of a path, a URL
+or ``repr(store)``, so they cannot reach logs or metadata.
 """
 
 from __future__ import annotations
@@ -17,22 +23,39 @@ import fsspec
 import numpy as np
 import polars as pl
 
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"})
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    proto = fs.protocol
+    return tuple(proto) if isinstance(proto, (tuple, list)) else (proto,)
+
 
 class Store:
     """A storage root addressed by relative, ``/``-separated paths.
 
     Args:
         root: fsspec URL or local path of the root folder (created on first write).
-        storage_options: extra keyword arguments for the filesystem (e.g. ``endpoint_url``
-            via ``client_kwargs`` for s3fs). Never logged.
+        storage_options: extra keyword arguments for the filesystem (for s3fs: ``key``,
+            ``secret``, ``client_kwargs={"endpoint_url": ...}``). Never logged. On object
+            stores directory listings are not cached (``use_listings_cache=False``) unless
+            set here, so files written by other processes are seen at once.
     """
 
     def __init__(self, root: str, storage_options: dict[str, Any] | None = None):
         self.root = root.rstrip("/")
-        self.fs, base = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
+        opts = dict(storage_options or {})
+        scheme = self.root.split("://", 1)[0] if "://" in self.root else "file"
+        if scheme in OBJECT_STORES:
+            opts.setdefault("use_listings_cache", False)
+        self.fs, base = fsspec.core.url_to_fs(self.root, **opts)
         self.base = base.rstrip("/")
-        self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple)
-                                   else (self.fs.protocol,))
+        self.protocols = _protocols(self.fs)
+        self.is_local = "file" in self.protocols or "local" in self.protocols
+        self.is_object_store = bool(OBJECT_STORES & set(self.protocols))
+
+    def __repr__(self) -> str:
+        return f"Store({self.root!r})"
 
     def path(self, rel: str) -> str:
         """Filesystem path (no protocol) of ``rel`` under the root."""
@@ -46,11 +69,16 @@ class Store:
         return self.fs.exists(self.path(rel))
 
     def ls(self, rel: str, suffix: str = "") -> list[str]:
-        """Sorted names (not paths) of entries directly under ``rel`` ending in ``suffix``."""
+        """Sorted names (not paths) of entries directly under ``rel`` ending in ``suffix``.
+
+        Works the same on object stores, where "folders" are key prefixes.
+        """
         p = self.path(rel)
-        if not self.fs.exists(p):
+        try:
+            entries = self.fs.ls(p, detail=False)
+        except FileNotFoundError:
             return []
-        names = [e.rstrip("/").rsplit("/", 1)[-1] for e in self.fs.ls(p, detail=False)]
+        names = {e.rstrip("/").rsplit("/", 1)[-1] for e in entries}
         return sorted(n for n in names if n.endswith(suffix) and ".tmp-" not in n)
 
     def rm(self, rel: str) -> None:
@@ -62,11 +90,14 @@ class Store:
         """Open ``rel`` for binary writing; the file appears only when the block exits cleanly.
 
         Raises:
-            Whatever the block raises; the temporary file is removed first.
+            Whatever the block raises; the partial data is discarded first.
         """
         final = self.path(rel)
-        parent = final.rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
+        if self.is_object_store:
+            with self._object_write(final) as f:
+                yield f
+            return
+        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
         tmp = f"{final}.tmp-{uuid.uuid4().hex[:12]}"
         try:
             with self.fs.open(tmp, "wb") as f:
@@ -77,6 +108,19 @@ class Store:
                 self.fs.rm(tmp)
             raise
 
+    @contextlib.contextmanager
+    def _object_write(self, final: str) -> Iterator[IO[bytes]]:
+        """Stream to the final key; on failure abort the (multipart) upload, commit nothing."""
+        f = self.fs.open(final, "wb")
+        try:
+            yield f
+        except BaseException:
+            with contextlib.suppress(Exception):
+                f.discard()
+            f.closed = True  # nothing may be flushed later (close() would upload the buffer)
+            raise
+        f.close()
+
     def write_bytes(self, rel: str, data: bytes) -> None:
         with self.open_write(rel) as f:
             f.write(data)
@@ -86,6 +130,7 @@ class Store:
             return f.read()
 
     def open_read(self, rel: str) -> IO[bytes]:
+        """A streaming binary reader (ranged reads on object stores)."""
         return self.fs.open(self.path(rel), "rb")
 
     def write_json(self, rel: str, obj: Any) -> None:
@@ -113,3 +158,32 @@ class Store:
         if self.is_local:
             return np.load(self.path(rel), mmap_mode="r", allow_pickle=False)
         return np.load(io.BytesIO(self.read_bytes(rel)), allow_pickle=False)
+
+    def enable_webdataset(self) -> None:
+        """Let ``webdataset.WebDataset`` open this root's URLs (``store.url(rel)``).
+
+        webdataset has no ``s3://`` opener of its own; this registers one that streams through
+        this store's fsspec filesystem (same endpoint and credentials). No-op on local roots.
+        """
+        if self.is_local:
+            return
+        import webdataset as wds
+
+        fs = self.fs
+
+        def _open(url: str, mode: str = "rb", bufsize: int = 8192, **kw: Any) -> IO[bytes]:
+            return fs.open(url, mode)
+
+        for proto in self.protocols:
+            wds.gopen_schemes[proto] = _open
+
+
+def set_default_options(protocol: str, options: dict[str, Any]) -> None:
+    """Make ``options`` the defaults of every ``protocol://`` filesystem of this process.
+
+    Inputs and image folders are opened by URL (``fsspec.open("s3://...")``) far from any
+    :class:`Store`; registering the endpoint and credentials once (fsspec's documented global
+    ``fsspec.config.conf``) makes those URLs reach the same S3-compatible server.
+    """
+    if options:
+        fsspec.config.conf.setdefault(protocol, {}).update(options)

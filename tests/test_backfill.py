@@ -1,0 +1,189 @@
+"""``mm-assets backfill`` against the real ``dagster-webserver`` and ``dagster-daemon``.
+
+Both servers run on 127.0.0.1 over a temporary ``DAGSTER_HOME`` and storage root holding 12
+tiny text-only shards whose ``raw_shards`` are materialized first (in process). The backfill
+daemon executes what the command launches.
+"""
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from dagster import AssetKey, DagsterInstance
+from typer.testing import CliRunner
+
+from mm_assets.backfill import GraphQL, launch
+from mm_assets.cli import app
+from mm_assets.core.ingest import IngestConfig, plan_ingest
+from mm_assets.runner import run_graph
+from resources.models import EmbedderResource, LanguageModelResource
+from resources.storage import StorageResource
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SHARDS = [f"{i:06d}" for i in range(12)]
+DAGSTER_YAML = """run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+telemetry:
+  enabled: false
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ingest(root: Path, tmp: Path) -> list[str]:
+    src = tmp / "drop.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "conversations": [
+        {"from": "human", "value": f"What is {i} plus {i}?"},
+        {"from": "gpt", "value": f"{i} plus {i} is {2 * i}."}]}) + "\n" for i in range(24)))
+    return plan_ingest(StorageResource(root=str(root)).store(), [str(src)], None,
+                       IngestConfig(shard_size=2))
+
+
+def _wait_ready(url: str, procs: list, logs: list[Path], timeout: float = 240) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if any(p.poll() is not None for p in procs):
+            break
+        try:
+            if requests.get(f"{url}/server_info", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
+    pytest.fail(f"dagster-webserver not ready at {url}\n{tails}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("backfill")
+    home, root = tmp / "home", tmp / "root"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    assert _ingest(root, tmp) == SHARDS
+    instance = DagsterInstance.from_config(str(home))
+    instance.add_dynamic_partitions("shards", SHARDS)
+    resources = {"storage": StorageResource(root=str(root)), "embedder": EmbedderResource(),
+                 "lm": LanguageModelResource()}
+    assert run_graph(instance, resources, select=["raw_shards"], shards=SHARDS).failed == []
+    env = dict(os.environ, DAGSTER_HOME=str(home), MM_ASSETS_ROOT=str(root), HF_HUB_OFFLINE="1",
+               PYTHONUNBUFFERED="1")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    logs = [tmp / "webserver.log", tmp / "daemon.log"]
+    cmds = [[str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
+             "-p", str(port)],
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]]
+    with contextlib.ExitStack() as files:
+        outs = [files.enter_context(open(log, "wb")) for log in logs]
+        procs = [subprocess.Popen(c, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=out)
+                 for c, out in zip(cmds, outs, strict=True)]
+        yield from _serve(url, procs, logs, {"url": url, "instance": instance, "root": root,
+                                             "home": home, "env": env, "logs": logs,
+                                             "resources": resources})
+    instance.dispose()
+
+
+def _serve(url, procs, logs, info):
+    try:
+        _wait_ready(url, procs, logs)
+        yield info
+    finally:
+        for p in procs:  # the parent only: it stops its own code server
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _cli(stack, *args):
+    result = CliRunner().invoke(app, ["backfill", *args, "--url", stack["url"]])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_dry_run_prints_the_keys_and_launches_nothing(stack):
+    code, out, _ = _cli(stack, "--select", "image_hashes", "--shards", "0-9", "--dry-run")
+    assert code == 0
+    assert out.splitlines()[1:] == SHARDS[:10]
+    assert stack["instance"].get_backfills() == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--select", "image_hashes,nope", "--shards", "0-9"], "unknown asset(s): nope"),
+    (["--select", "image_hashes", "--shards", "0-12"], "unknown shard(s) ['000012']"),
+    (["--select", "image_hashes", "--shards", "9-3"], "bad shard range '9-3'"),
+    (["--select", "clusters", "--shards", "0-9"], "not partitioned per shard: clusters"),
+])
+def test_unknown_asset_or_shard_is_a_clear_error(stack, args, message):
+    code, out, err = _cli(stack, *args)
+    assert code == 2 and message in err and out == ""
+    assert stack["instance"].get_backfills() == []
+
+
+def test_backfill_materializes_exactly_those_shards(stack):
+    t0 = time.time()
+    proc = subprocess.run([str(BIN / "mm-assets"), "backfill", "--select", "image_hashes",
+                           "--shards", "0-9", "--wait", "--url", stack["url"]],
+                          env=stack["env"], cwd=REPO, capture_output=True, text=True,
+                          timeout=420, check=False)
+    logs = "\n".join(p.read_text()[-3000:] for p in stack["logs"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr + logs
+    [backfill] = stack["instance"].get_backfills()
+    assert f"backfill {backfill.backfill_id}:" in proc.stdout
+    assert f"{stack['url']}/runs/b/{backfill.backfill_id}" in proc.stdout
+    assert "COMPLETED_SUCCESS, 10/10 asset partitions materialized, 0 failed" in proc.stdout
+    assert "partition" in proc.stderr  # the progress bar
+    instance = stack["instance"]
+    assert instance.get_materialized_partitions(AssetKey("image_hashes")) == set(SHARDS[:10])
+    runs = instance.get_runs()
+    backfill_runs = [r for r in runs if r.tags.get("dagster/backfill") == backfill.backfill_id]
+    assert len(backfill_runs) == 1  # BackfillPolicy: 10 partitions in one run, not 10 runs
+    written = sorted(p.stem for p in (stack["root"] / "image_hashes").glob("*.parquet"))
+    assert written == SHARDS[:10]
+    print(f"backfill of 10 shards with --wait: {time.time() - t0:.0f} s")
+
+
+def test_missing_selects_only_shards_not_yet_materialized(stack):
+    code, out, _ = _cli(stack, "--select", "image_hashes", "--shards", "all", "--missing",
+                        "--dry-run")
+    assert code == 0 and out.splitlines()[1:] == SHARDS[10:]
+
+
+def test_status_counts_materialized_missing_and_failed(stack, monkeypatch):
+    (stack["root"] / "raw_shards" / f"{SHARDS[11]}.tar").unlink()
+    failed = run_graph(stack["instance"], stack["resources"], select=["image_hashes"],
+                       shards=[SHARDS[11]]).failed
+    assert len(failed) == 1
+    monkeypatch.setenv("DAGSTER_HOME", str(stack["home"]))
+    result = CliRunner().invoke(app, ["status", "--root", str(stack["root"])])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:]}
+    assert rows["raw_shards"] == ["12", "0", "0"]
+    assert rows["image_hashes"] == ["10", "2", "1"]
+
+
+def test_thousands_of_keys_are_chunked_into_several_backfills(stack):
+    gql = GraphQL(stack["url"])
+    ids = launch(gql, ["image_hashes"], SHARDS[10:], chunk=1)
+    assert len(ids) == 2
+    targets = [stack["instance"].get_backfill(i).asset_backfill_data.target_subset
+               for i in ids]
+    assert [sorted(str(k.partition_key) for k in t.iterate_asset_partitions()) for t in targets] \
+        == [[SHARDS[10]], [SHARDS[11]]]
