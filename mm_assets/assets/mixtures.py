@@ -1,8 +1,9 @@
-"""mixtures (one partition per recipe): WebDataset shards + manifest.json."""
+"""mixtures (one partition per recipe): WebDataset shards + manifest.json + lineage.json."""
 
-from collections import Counter
 from dataclasses import asdict
 
+import polars as pl
+import xxhash
 from dagster import AssetKey, MaterializeResult, asset
 
 from mm_assets.assets._common import (
@@ -13,61 +14,88 @@ from mm_assets.assets._common import (
     write_sharded,
 )
 from mm_assets.checks import counts_result, counts_spec
-from mm_assets.core.mixing import Recipe, plan_counts, select
+from mm_assets.core.mixing import Recipe
+from mm_assets.core.mixture import candidate, draw, source_digest, summarise, token_counter
 from mm_assets.core.recipes import load_recipe
-from mm_assets.core.records import StageCounts
+from mm_assets.core.records import Sample, StageCounts
 from mm_assets.core.storage import Store
 from mm_assets.partitions import recipes
 from resources.storage import StorageResource
 
+SOURCE_ASSET = {"raw": "raw_shards", "exact_dedup": "raw_shards", "curated": "curated",
+                "merged": "merged", "rephrased": "rephrased"}
+
 
 def source_samples(store: Store, recipe: Recipe):
-    if recipe.source == "curated":
-        for shard in upstream_shards(store, "curated", ".tar"):
-            yield from read_shard(store, "curated", shard)
+    """Samples of the recipe's source, within its decile range."""
+    if recipe.source in ("raw", "exact_dedup", "curated"):
+        asset = SOURCE_ASSET[recipe.source]
+        drop: set = set()
+        if recipe.source == "exact_dedup":
+            g = store.read_parquet("exact_duplicates/groups.parquet")
+            drop = set(g.filter(pl.col("action") == "remove")["key"].to_list())
+        stream = (s for shard in upstream_shards(store, asset, ".tar")
+                  for s in read_shard(store, asset, shard) if s.key not in drop)
     else:
-        yield from read_sharded(store, recipe.source)
-
-
-def _eligible(s, recipe: Recipe) -> bool:
+        stream = read_sharded(store, recipe.source)
     lo, hi = recipe.deciles
-    return (lo, hi) == (0, 9) or lo <= s.metadata.get("ppl_decile", -1) <= hi
+    for s in stream:
+        if (lo, hi) == (0, 9) or lo <= s.metadata.get("ppl_decile", -1) <= hi:
+            yield s
 
 
-@asset(partitions_def=recipes, deps=["curated", "merged", "rephrased"], group_name="mixtures",
-       check_specs=[counts_spec("mixtures")], kinds={"webdataset"})
+def _picked(store: Store, recipe: Recipe, order: list[tuple[str, str]]):
+    wanted = {src for _, src in order}
+    by_key = {s.key: s for s in source_samples(store, recipe) if s.key in wanted}
+    for out_key, src in order:
+        s = by_key[src]
+        yield Sample(out_key, s.conversations, s.images, s.image_exts, s.source,
+                     {**s.metadata, "source_key": src, "source_asset": recipe.source})
+
+
+@asset(partitions_def=recipes, deps=["raw_shards", "exact_duplicates", "clusters", "curated",
+                                     "merged", "rephrased"],
+       group_name="mixtures", check_specs=[counts_spec("mixtures")], kinds={"webdataset"})
 def mixtures(context, storage: StorageResource) -> MaterializeResult:
-    """``mixtures/{recipe}/{i:05d}.tar`` drawn per the recipe, and ``manifest.json`` with the
-    recipe, seed, counts per modality/decile/source and the upstream materializations."""
+    """``mixtures/{recipe}/{i:05d}.tar`` drawn per the recipe; ``manifest.json`` (recipe, seed,
+    per-sample source key, cluster, decile and token estimates, totals, source digest) and
+    ``lineage.json`` (run ids of the upstream materializations)."""
     store, name = storage.store(), context.partition_key
-    recipe = load_recipe(store, name)
+    recipe, count = load_recipe(store, name), token_counter()
+    a = store.read_parquet("clusters/assignments.parquet")
+    clusters = dict(zip(a["key"], (a["space"] + ":" + a["cluster"].cast(pl.Utf8)), strict=True))
+    digest = xxhash.xxh3_128()
     with Timer() as t:
-        pool: dict[str, list[str]] = {"text": [], "multimodal": []}
+        cands = {}
         for s in source_samples(store, recipe):
-            if _eligible(s, recipe):
-                pool["multimodal" if s.images else "text"].append(s.key)
-        counts_by_mod = plan_counts(recipe, {m: len(v) for m, v in pool.items()})
-        order = select(pool, counts_by_mod, recipe.seed)
-        rank = {k: i for i, k in enumerate(order)}
-        picked = sorted((s for s in source_samples(store, recipe) if s.key in rank),
-                        key=lambda s: rank[s.key])
-        paths = write_sharded(store, f"mixtures/{name}", picked, recipe.shard_size)
-    deciles = Counter(str(s.metadata.get("ppl_decile", -1)) for s in picked)
-    upstream = {}
-    for a in ("curated", "merged", "rephrased"):
-        ev = context.instance.get_latest_materialization_event(AssetKey(a))
-        upstream[a] = {"run_id": ev.run_id, "timestamp": ev.timestamp} if ev else None
-    manifest = {"recipe": asdict(recipe), "seed": recipe.seed, "counts": counts_by_mod, "available":
-                {m: len(v) for m, v in pool.items()}, "deciles": dict(deciles),
-                "sources": dict(Counter(s.source for s in picked)), "shards": paths,
-                "keys": order}
+            cands[s.key] = candidate(s, clusters.get(s.key, "none"), count)
+            source_digest(digest, s)
+        d = draw(list(cands.values()), recipe)
+        paths = write_sharded(store, f"mixtures/{name}", _picked(store, recipe, d.order),
+                              recipe.shard_size)
+    manifest = {"recipe": asdict(recipe), "seed": recipe.seed, "counts": d.per_modality,
+                "per_cluster": d.per_cluster, "with_replacement": d.with_replacement,
+                "source": {"asset": recipe.source, "digest_xxh3": digest.hexdigest(),
+                           "samples": len(cands)},
+                "summary": summarise(cands, d), "shards": paths,
+                "token_schemes": {"fixed": "729 per image", "native": "ceil(w/14)*ceil(h/14), "
+                                  "cap 16384", "text": "SmolLM2 tokenizer"},
+                "samples": [{"key": k, "source_key": src, **{f: getattr(cands[src], f) for f in (
+                    "modality", "cluster", "decile", "tokens_fixed", "tokens_native",
+                    "text_tokens")}} for k, src in d.order]}
     store.write_json(f"mixtures/{name}/manifest.json", manifest)  # same recipe+data: same bytes
+    upstream = {}
+    for up in sorted(set(SOURCE_ASSET.values()) | {"clusters"}):
+        ev = context.instance.get_latest_materialization_event(AssetKey(up))
+        upstream[up] = {"run_id": ev.run_id, "timestamp": ev.timestamp} if ev else None
     store.write_json(f"mixtures/{name}/lineage.json", {"upstream": upstream})
-    eligible = sum(len(v) for v in pool.values())
-    counts = StageCounts(eligible, len(picked))
-    counts.removed["not_sampled"] = eligible - len(picked)
+    distinct = len({src for _, src in d.order})  # out = distinct source samples drawn
+    counts = StageCounts(len(cands), distinct)
+    counts.removed["not_sampled"] = len(cands) - distinct
     return MaterializeResult(metadata={
-        **counts.as_metadata(), "recipe": name, "text": counts_by_mod["text"],
-        "multimodal": counts_by_mod["multimodal"], "shards": len(paths),
+        **counts.as_metadata(), "recipe": name, "samples_written": len(d.order),
+        "repeats": len(d.order) - distinct, **{m: n for m, n in d.per_modality.items()},
+        **{f"tokens_{k}": v for k, v in manifest["summary"]["tokens"].items()},
+        "with_replacement": d.with_replacement, "shards": len(paths),
         "manifest": store.url(f"mixtures/{name}/manifest.json"), "seconds": t.seconds},
         check_results=[counts_result(counts)])

@@ -1,6 +1,7 @@
 """Training mixtures from YAML recipes.
 
-A recipe names a source asset (``curated``, ``merged`` or ``rephrased``), an optional
+A recipe names a source (``raw`` = the baseline, ``exact_dedup`` = raw minus exact-dedup
+removals, ``curated``, ``merged`` or ``rephrased``), optional per-cluster weights, an optional
 text:multimodal ratio, an optional perplexity-decile range, a total size in samples, a seed and
 an output shard size. Counts per modality follow the ratio exactly (largest-remainder
 rounding, so they differ from the exact proportion by less than one sample). Sampling is without
@@ -18,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 
-SOURCES = ("curated", "merged", "rephrased")
+SOURCES = ("raw", "exact_dedup", "curated", "merged", "rephrased")
 MODALITIES = ("text", "multimodal")
 
 
@@ -31,7 +32,7 @@ class Recipe:
     """A validated mixture recipe (see module doc)."""
 
     name: str
-    source: Literal["curated", "merged", "rephrased"] = "curated"
+    source: Literal["raw", "exact_dedup", "curated", "merged", "rephrased"] = "curated"
     total: int | None = None
     ratio: dict[str, float] = field(default_factory=dict)
     deciles: tuple[int, int] = (0, 9)
@@ -39,6 +40,8 @@ class Recipe:
     shard_size: int = 1000
     on_shortfall: Literal["fail", "downsample"] = "fail"
     description: str = ""
+    cluster_weights: dict[str, float] = field(default_factory=dict)
+    replacement: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
@@ -57,6 +60,10 @@ class Recipe:
             raise RecipeError(f"deciles: need 0 <= lo <= hi <= 9, got {self.deciles}")
         if self.shard_size <= 0:
             raise RecipeError(f"shard_size: must be > 0, got {self.shard_size}")
+        for k, v in self.cluster_weights.items():
+            if not isinstance(v, (int, float)) or v < 0 or ":" not in str(k):
+                raise RecipeError(f"cluster_weights: keys like 'image:3' or 'text:0' with "
+                                  f"weights >= 0, got {k}={v!r}")
         if self.on_shortfall not in ("fail", "downsample"):
             raise RecipeError(f"on_shortfall: fail or downsample, got {self.on_shortfall!r}")
 
@@ -79,8 +86,9 @@ def parse_recipe(text: str) -> Recipe:
         if not (isinstance(d, list) and len(d) == 2 and all(isinstance(x, int) for x in d)):
             raise RecipeError(f"deciles: expected [lo, hi] integers, got {d!r}")
         data["deciles"] = tuple(d)
-    if "ratio" in data and not isinstance(data["ratio"], dict):
-        raise RecipeError(f"ratio: expected a mapping like {{text: 1, multimodal: 3}}")
+    for name in ("ratio", "cluster_weights"):
+        if name in data and not isinstance(data[name], dict):
+            raise RecipeError(f"{name}: expected a mapping, got {data[name]!r}")
     return Recipe(**data)
 
 

@@ -26,7 +26,8 @@ def test_lineage_follows_the_design():
     assert parents("semdedup") == {"clusters", "exact_duplicates"}
     assert parents("curated") == {"raw_shards", "exact_duplicates", "semdedup", "ppl_deciles"}
     assert parents("rephrased") == {"merged"}
-    assert parents("mixtures") == {"curated", "merged", "rephrased"}
+    assert parents("mixtures") == {"raw_shards", "exact_duplicates", "clusters", "curated",
+                                   "merged", "rephrased"}
 
 
 def test_partitioning():

@@ -6,41 +6,15 @@ import json
 from collections import defaultdict
 
 import polars as pl
-import pytest
 import webdataset as wds
-from dagster import AssetCheckKey, AssetKey, instance_for_test
+from dagster import AssetCheckKey, AssetKey
 from PIL import Image
 
-from mm_assets.core.ingest import IngestConfig, plan_ingest, read_manifest
-from mm_assets.runner import ORDER, run_graph
-from resources.models import EmbedderResource, LanguageModelResource
-from resources.storage import StorageResource
+from mm_assets.core.ingest import read_manifest
+from mm_assets.runner import ORDER
 
 LMMS = ["single_image.json", "single_image_has_text_only.json", "multi_images.json",
-        "celeba_image_train.json", "celeba_image_eval.json"]
-
-
-@pytest.fixture(scope="module")
-def graph(shared, tmp_path_factory):
-    root = tmp_path_factory.mktemp("root")
-    storage = StorageResource(root=str(root))
-    store = storage.store()
-    ex = shared / "llava" / "lmms-finetune" / "example_data"
-    lf = shared / "llava" / "LLaMA-Factory" / "data" / "mllm_demo.json"
-    cfg = IngestConfig(shard_size=40)
-    shards = plan_ingest(store, [str(ex / f) for f in LMMS], str(ex / "images"), cfg)
-    shards += plan_ingest(store, [str(lf)], None, cfg)
-    resources = {"storage": storage, "embedder": EmbedderResource(device="cpu", batch_size=16),
-                 "lm": LanguageModelResource(device="cpu")}
-    run_config = {"ops": {"rephrased": {"config": {"max_samples": 2, "max_new_tokens": 24}},
-                          "clusters": {"config": {"k": 4}},
-                          "semdedup": {"config": {"epsilon": 0.01}}}}
-    with instance_for_test() as instance:
-        instance.add_dynamic_partitions("shards", shards)
-        summary = run_graph(instance, resources, run_config=run_config)
-        checks = {a: instance.get_latest_materialization_event(AssetKey(a)) for a in ORDER}
-        yield {"store": store, "summary": summary, "shards": shards, "events": checks,
-               "ex": ex, "lf": lf, "instance": instance}
+        "celeba_image_train.json", "celeba_image_eval.json"]  # as in conftest.py
 
 
 def _expected_groups(ex, lf):
@@ -170,7 +144,8 @@ def test_webserver_shows_lineage_and_the_materializations(graph, tmp_path):
         deps = {n["assetKey"]["path"][0]: {d["path"][0] for d in n["dependencyKeys"]}
                 for n in nodes["assetNodes"]}
         assert set(deps) == set(ORDER)
-        assert deps["mixtures"] == {"curated", "merged", "rephrased"}
+        assert deps["mixtures"] == {"raw_shards", "exact_duplicates", "clusters", "curated",
+                               "merged", "rephrased"}
         for asset in ORDER:
             data = _graphql(port, '{ assetOrError(assetKey: {path: ["%s"]}) { ... on Asset '
                             '{ assetMaterializations(limit: 1) { runId metadataEntries '
@@ -180,3 +155,46 @@ def test_webserver_shows_lineage_and_the_materializations(graph, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_mixture_rebuild_is_byte_identical_and_traceable(graph):
+    from dagster import materialize
+
+    from mm_assets.assets._common import read_shard
+    from mm_assets.definitions import ALL_ASSETS
+    from mm_assets.loader import export_index, iter_mixture
+
+    store, instance = graph["store"], graph["instance"]
+    manifest = store.read_json("mixtures/curated_all/manifest.json")
+    before = {p: store.read_bytes(p) for p in manifest["shards"]}
+    result = materialize(ALL_ASSETS, selection=["mixtures"], partition_key="curated_all",
+                         instance=instance, resources=graph["resources"])
+    assert result.success
+    assert {p: store.read_bytes(p) for p in manifest["shards"]} == before
+    # every output sample -> its source key in the source asset -> the run that made it
+    curated = {s.key for shard in graph["shards"] for s in read_shard(store, "curated", shard)}
+    assert {s["source_key"] for s in manifest["samples"]} <= curated
+    lineage = store.read_json("mixtures/curated_all/lineage.json")
+    run = instance.get_run_by_id(lineage["upstream"]["curated"]["run_id"])
+    assert run is not None and run.is_success
+    loaded = list(iter_mixture(store, "curated_all"))
+    assert [k for k, _, _ in loaded] == [s["key"] for s in manifest["samples"]]
+    for key, images, conv in loaded:
+        assert conv and all(im.size[0] > 0 for im in images)
+    export_index(store, "curated_all")
+    index = store.read_parquet("mixtures/curated_all/index.parquet")
+    assert index.height == len(loaded) and "tokens_native" in index.columns
+
+
+def test_ablation_recipes_all_build(graph):
+    store = graph["store"]
+    built = set(store.ls("mixtures"))
+    assert {"baseline_raw", "exact_dedup", "curated_all", "merged_all", "rephrased_all",
+            "text_mm_1to3", "ppl_deciles_0_2", "ppl_deciles_3_5", "ppl_deciles_6_9"} <= built
+    base = store.read_json("mixtures/baseline_raw/manifest.json")
+    exact = store.read_json("mixtures/exact_dedup/manifest.json")
+    assert base["source"]["samples"] == 114  # every raw sample
+    assert exact["source"]["samples"] == 114  # merge policy keeps image duplicates for merging
+    deciles = [store.read_json(f"mixtures/ppl_deciles_{b}/manifest.json")["summary"]["by_decile"]
+               for b in ("0_2", "3_5", "6_9")]
+    assert all(0 <= int(d) <= 2 for d in deciles[0]) and all(6 <= int(d) <= 9 for d in deciles[2])

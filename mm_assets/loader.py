@@ -1,0 +1,40 @@
+"""Reading a mixture back: samples as (images, conversations) with webdataset, and the index as
+Parquet for Hugging Face ``datasets`` (``datasets.load_dataset("parquet", data_files=...)``)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import polars as pl
+import webdataset as wds
+from PIL import Image
+
+from mm_assets.core.storage import Store
+
+
+def iter_mixture(store: Store, recipe: str) -> Iterator[tuple[str, list[Image.Image], list[dict]]]:
+    """Yield ``(key, images (PIL, in prompt order), conversations)`` of a built mixture.
+
+    Raises:
+        FileNotFoundError: the mixture was not materialized.
+    """
+    manifest = store.read_json(f"mixtures/{recipe}/manifest.json")
+    if store.is_local:
+        urls = [store.path(p) for p in manifest["shards"]]
+    else:
+        store.enable_webdataset()
+        urls = [store.url(p) for p in manifest["shards"]]
+    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+        meta = json.loads(sample["json"])
+        images = [Image.open(io.BytesIO(sample[name])) for name in meta["images"]]
+        yield sample["__key__"], images, meta["conversations"]
+
+
+def export_index(store: Store, recipe: str, rel: str | None = None) -> str:
+    """Write the mixture's per-sample index (manifest ``samples``) as Parquet; returns its URL."""
+    manifest = store.read_json(f"mixtures/{recipe}/manifest.json")
+    rel = rel or f"mixtures/{recipe}/index.parquet"
+    store.write_parquet(rel, pl.DataFrame(manifest["samples"]))
+    return store.url(rel)
