@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asset_job
 
 from mm_assets.assets.curated import curated
 from mm_assets.assets.dedup import exact_duplicates, image_hashes
@@ -12,6 +12,7 @@ from mm_assets.assets.mixtures import mixtures
 from mm_assets.assets.perplexity import ppl_deciles, ppl_scores
 from mm_assets.assets.raw import raw_shards
 from mm_assets.assets.semantic import clusters, semdedup
+from mm_assets.partitions import GLOBAL_CRON
 from resources.models import EmbedderResource, LanguageModelResource
 from resources.storage import StorageResource
 from sensors.new_data import new_data_sensor
@@ -20,6 +21,13 @@ PER_SHARD = [raw_shards, image_hashes, embeddings, ppl_scores]
 GLOBAL_1 = [exact_duplicates, clusters, ppl_deciles, semdedup]
 ALL_ASSETS = [raw_shards, image_hashes, embeddings, ppl_scores, exact_duplicates, clusters,
               semdedup, ppl_deciles, curated, merged, rephrased, mixtures]
+
+global_job = define_asset_job(
+    "global_job", selection=AssetSelection.assets(*GLOBAL_1),
+    description="exact_duplicates, clusters, ppl_deciles and semdedup over all shards")
+nightly_global = ScheduleDefinition(
+    name="nightly_global", job=global_job, cron_schedule=GLOBAL_CRON,
+    description="global stages once a night, never on every shard")
 
 per_shard_job = define_asset_job(
     "per_shard_job", selection=AssetSelection.assets(*PER_SHARD),
@@ -31,5 +39,6 @@ def default_resources() -> dict:
             "lm": LanguageModelResource()}
 
 
-defs = Definitions(assets=ALL_ASSETS, resources=default_resources(), jobs=[per_shard_job],
+defs = Definitions(assets=ALL_ASSETS, resources=default_resources(),
+                   jobs=[per_shard_job, global_job], schedules=[nightly_global],
                    sensors=[new_data_sensor])

@@ -12,6 +12,12 @@ shard_backfill = BackfillPolicy.multi_run(max_partitions_per_run=16)
 # Model assets run in the `gpu` concurrency pool (limit set in the instance:
 # `dagster instance concurrency set gpu 1`) and request one GPU per pod on Kubernetes.
 GPU_POOL = "gpu"
+
+# What runs when (README "Automation"): new shards -> the per-shard chain, started by the
+# new-data sensor; global stages by the nightly schedule (or on request); curated, merged and
+# rephrased after them by declarative automation once all their inputs were refreshed.
+GLOBAL_CRON = "0 2 * * *"
+CURATE_CRON = "0 3 * * *"
 GPU_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {
     "limits": {"nvidia.com/gpu": "1"}}}}}
 

@@ -1,13 +1,13 @@
 """curated (per shard): dedup and quality decisions applied, every removal with its reason."""
 
 import polars as pl
-from dagster import Config, MaterializeResult, asset
+from dagster import AutomationCondition, Config, MaterializeResult, asset
 
 from mm_assets.assets._common import per_shard, read_shard, shard_rel, write_shard
 from mm_assets.checks import counts_spec
 from mm_assets.core.curate import CurateConfig, apply, decide
 from mm_assets.core.storage import Store
-from mm_assets.partitions import shard_backfill, shards
+from mm_assets.partitions import CURATE_CRON, shard_backfill, shards
 from resources.storage import StorageResource
 
 
@@ -28,7 +28,8 @@ def semantic_duplicates(store: Store) -> set[str]:
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill,
        deps=["raw_shards", "exact_duplicates", "semdedup", "ppl_deciles"], group_name="curate",
-       check_specs=[counts_spec("curated")], kinds={"webdataset"})
+       check_specs=[counts_spec("curated")], kinds={"webdataset"},
+       automation_condition=AutomationCondition.on_cron(CURATE_CRON))
 def curated(context, config: CuratedConfig, storage: StorageResource) -> MaterializeResult:
     """``curated/{shard}.tar`` (kept samples, with ``ppl_decile`` in metadata) and
     ``curated/{shard}.decisions.parquet`` (every key: kept / removed + reason)."""
