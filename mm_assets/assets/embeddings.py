@@ -1,5 +1,6 @@
 """embeddings (per shard): image vectors and text-only vectors, float16, keys aligned."""
 
+import time
 from collections import Counter
 
 import polars as pl
@@ -27,6 +28,7 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
 
     def run(shard: str):
         samples = read_shard(store, "raw_shards", shard)
+        t0 = time.perf_counter()
         emb = embed_shard(samples, img_enc, txt_enc, embedder.batch_size, embedder.num_workers)
         base = f"embeddings/{shard}"
         store.write_npy(f"{base}/image.npy", emb.image)
@@ -42,6 +44,8 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
                         "image_weights": img_enc.pretrained or "random-init (not pretrained)",
                         "text_model": txt_enc.name, "n_image": len(emb.image_keys),
                         "n_text": len(emb.text_keys), "device": img_enc.device,
+                        "images_per_s": round(sum(len(x.images) for x in samples)
+                                              / max(time.perf_counter() - t0, 1e-9), 2),
                         "multi_image_rule": "normalised mean of the sample's image vectors"}
 
     return per_shard(context, "embeddings", run)
