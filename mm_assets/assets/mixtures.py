@@ -65,18 +65,26 @@ def mixtures(context, storage: StorageResource) -> MaterializeResult:
     a = store.read_parquet("clusters/assignments.parquet")
     clusters = dict(zip(a["key"], (a["space"] + ":" + a["cluster"].cast(pl.Utf8)), strict=True))
     digest = xxhash.xxh3_128()
+    seen, filtered = 0, 0
     with Timer() as t:
         cands = {}
         for s in source_samples(store, recipe):
-            cands[s.key] = candidate(s, clusters.get(s.key, "none"), count)
+            seen += 1
             source_digest(digest, s)
+            if recipe.min_answer_tokens and count("\n".join(
+                    x["value"] for x in s.conversations if x["from"] == "gpt"
+            )) < recipe.min_answer_tokens:
+                filtered += 1
+                continue
+            cands[s.key] = candidate(s, clusters.get(s.key, "none"), count)
         d = draw(list(cands.values()), recipe)
         paths = write_sharded(store, f"mixtures/{name}", _picked(store, recipe, d.order),
                               recipe.shard_size)
     manifest = {"recipe": asdict(recipe), "seed": recipe.seed, "counts": d.per_modality,
                 "per_cluster": d.per_cluster, "with_replacement": d.with_replacement,
                 "source": {"asset": recipe.source, "digest_xxh3": digest.hexdigest(),
-                           "samples": len(cands)},
+                           "samples": seen, "eligible": len(cands),
+                           "filtered_min_answer_tokens": filtered},
                 "summary": summarise(cands, d), "shards": paths,
                 "token_schemes": {"fixed": "729 per image", "native": "ceil(w/14)*ceil(h/14), "
                                   "cap 16384", "text": "SmolLM2 tokenizer"},
@@ -90,8 +98,9 @@ def mixtures(context, storage: StorageResource) -> MaterializeResult:
         upstream[up] = {"run_id": ev.run_id, "timestamp": ev.timestamp} if ev else None
     store.write_json(f"mixtures/{name}/lineage.json", {"upstream": upstream})
     distinct = len({src for _, src in d.order})  # out = distinct source samples drawn
-    counts = StageCounts(len(cands), distinct)
+    counts = StageCounts(seen, distinct)
     counts.removed["not_sampled"] = len(cands) - distinct
+    counts.removed["filtered_min_answer_tokens"] = filtered
     return MaterializeResult(metadata={
         **counts.as_metadata(), "recipe": name, "samples_written": len(d.order),
         "repeats": len(d.order) - distinct, **{m: n for m, n in d.per_modality.items()},

@@ -42,6 +42,7 @@ class Recipe:
     description: str = ""
     cluster_weights: dict[str, float] = field(default_factory=dict)
     replacement: bool = False
+    min_answer_tokens: int = 0
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
@@ -64,6 +65,9 @@ class Recipe:
             if not isinstance(v, (int, float)) or v < 0 or ":" not in str(k):
                 raise RecipeError(f"cluster_weights: keys like 'image:3' or 'text:0' with "
                                   f"weights >= 0, got {k}={v!r}")
+        if not isinstance(self.min_answer_tokens, int) or self.min_answer_tokens < 0:
+            raise RecipeError(f"min_answer_tokens: must be an integer >= 0, "
+                              f"got {self.min_answer_tokens!r}")
         if self.on_shortfall not in ("fail", "downsample"):
             raise RecipeError(f"on_shortfall: fail or downsample, got {self.on_shortfall!r}")
 

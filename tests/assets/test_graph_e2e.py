@@ -198,3 +198,16 @@ def test_ablation_recipes_all_build(graph):
     deciles = [store.read_json(f"mixtures/ppl_deciles_{b}/manifest.json")["summary"]["by_decile"]
                for b in ("0_2", "3_5", "6_9")]
     assert all(0 <= int(d) <= 2 for d in deciles[0]) and all(6 <= int(d) <= 9 for d in deciles[2])
+
+
+def test_min_answer_tokens_filter(graph):
+    from mm_assets.core.mixture import token_counter
+    from mm_assets.loader import iter_mixture
+
+    store = graph["store"]
+    m = store.read_json("mixtures/curated_long_answers/manifest.json")["source"]
+    assert m["eligible"] + m["filtered_min_answer_tokens"] == m["samples"]
+    count = token_counter()
+    for _, _, conv in iter_mixture(store, "curated_long_answers"):
+        answer = "\n".join(t["value"] for t in conv if t["from"] == "gpt")
+        assert count(answer) >= 8

@@ -56,3 +56,9 @@ def test_upsampling_beyond_a_cluster_draws_with_replacement_and_keeps_keys_uniqu
 def test_cluster_weight_keys_are_validated():
     with pytest.raises(RecipeError, match="cluster_weights"):
         parse_recipe("name: r\ncluster_weights: {3: 2.0}\n")
+
+
+def test_min_answer_tokens_is_validated():
+    assert parse_recipe("name: r\nmin_answer_tokens: 5\n").min_answer_tokens == 5
+    with pytest.raises(RecipeError, match="min_answer_tokens"):
+        parse_recipe("name: r\nmin_answer_tokens: -1\n")
