@@ -56,7 +56,9 @@ def test_gpu_step_pod_carries_the_gpu_limit():
     assert job_def.executor_def.name == "mm_assets_k8s"
     profile = K8sProfile()
     tags = _step_tags(k8s_defs, "embeddings")
-    assert gpu_limit(tags) == "1" and tags["dagster/concurrency_key"] == "gpu"
+    assert gpu_limit(tags) == "1"
+    graph = k8s_defs.resolve_asset_graph()
+    assert graph.get(AssetKey("embeddings")).pools == {"gpu"}  # the gpu concurrency pool
 
     pod = _pod(preview_step_job(profile, "embeddings", tags))
     [container] = pod["spec"]["containers"]
