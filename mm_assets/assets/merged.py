@@ -4,7 +4,7 @@ then assistant turns rewritten by the language model."""
 from collections import Counter
 
 import polars as pl
-from dagster import Config, MaterializeResult, asset
+from dagster import AutomationCondition, Config, MaterializeResult, asset
 
 from mm_assets.assets._common import (
     Timer,
@@ -16,9 +16,9 @@ from mm_assets.assets._common import (
 from mm_assets.checks import counts_result, counts_spec
 from mm_assets.core.merge import MergeConfig, merge_group
 from mm_assets.core.records import StageCounts
-from mm_assets.core.rephrase import RephraseConfig, local_generator, rephrase_samples
+from mm_assets.core.rephrase import RephraseConfig, rephrase_samples
 from mm_assets.core.storage import Store
-from mm_assets.partitions import GPU_TAGS
+from mm_assets.partitions import CURATE_CRON, GPU_POOL, GPU_TAGS
 from resources.models import LanguageModelResource
 from resources.storage import StorageResource
 
@@ -32,9 +32,10 @@ def _merged_stream(store: Store, shards: list[str], cfg: MergeConfig, stats: Cou
     hashes = pl.concat([store.read_parquet(f"image_hashes/{s}.parquet") for s in shards])
     curated_keys = pl.concat([store.read_parquet(f"curated/{s}.decisions.parquet")
                               for s in shards]).filter(pl.col("status") == "kept")["key"]
-    h = hashes.filter(pl.col("key").is_in(curated_keys.implode()) & pl.col("list_hash").is_not_null())
-    size = dict(h.group_by("list_hash").len().iter_rows())
-    group_of = dict(zip(h["key"].to_list(), h["list_hash"].to_list(), strict=True))
+    h = hashes.filter(pl.col("key").is_in(curated_keys.implode())
+                      & pl.col("list_hash").is_not_null())
+    size = dict(h.group_by("pixel_list_hash").len().iter_rows())
+    group_of = dict(zip(h["key"].to_list(), h["pixel_list_hash"].to_list(), strict=True))
     open_groups: dict[str, list] = {}
     for shard in shards:
         for s in read_shard(store, "curated", shard):
@@ -55,9 +56,11 @@ def _merged_stream(store: Store, shards: list[str], cfg: MergeConfig, stats: Cou
 
 
 @asset(deps=["curated", "exact_duplicates"], group_name="text", kinds={"webdataset"},
-       check_specs=[counts_spec("merged")])
+       check_specs=[counts_spec("merged")],
+       automation_condition=AutomationCondition.on_cron(CURATE_CRON))
 def merged(context, config: MergedConfig, storage: StorageResource) -> MaterializeResult:
-    """``merged/{i:05d}.tar``: curated samples, those sharing an identical image list merged into
+    """``merged/{i:05d}.tar``: curated samples, those sharing an identical image list (pixel
+    hashes) merged into
     one multi-turn sample (provenance in ``metadata.merged_from``); text-only never merged."""
     store, cfg = storage.store(), MergeConfig(config.max_turns)
     shards = upstream_shards(store, "curated", ".tar")
@@ -83,23 +86,24 @@ class RephrasedConfig(Config):
 
 
 @asset(deps=["merged"], group_name="text", check_specs=[counts_spec("rephrased")],
-       kinds={"pytorch"}, op_tags=GPU_TAGS)
+       kinds={"pytorch"}, op_tags=GPU_TAGS, pool=GPU_POOL)
 def rephrased(context, config: RephrasedConfig, storage: StorageResource,
               lm: LanguageModelResource) -> MaterializeResult:
     """``rephrased/{i:05d}.tar``: merged samples with assistant turns rewritten (cached by
     model, template and input; rewrites failing the fidelity check keep the original)."""
-    store, model = storage.store(), lm.load()
+    store = storage.store()
     cfg = RephraseConfig(config.template, config.max_new_tokens, config.batch_size,
                          config.max_samples)
+    model = lm.rephrase_backend(cfg.max_new_tokens)  # local LM, or the endpoint when set
     samples = list(read_sharded(store, "merged"))
     stats: dict[str, int] = {}
     with Timer() as t:
-        out = rephrase_samples(samples, local_generator(model, cfg.max_new_tokens), model.name,
-                               cfg, store, stats)
+        out = rephrase_samples(samples, model.generate, model.name, cfg, store, stats)
         paths = write_sharded(store, "rephrased", out, config.shard_size)
     counts = StageCounts(len(samples), len(out))
     return MaterializeResult(metadata={
         **counts.as_metadata(), **{f"turns_{k}": v for k, v in sorted(stats.items())},
+        **{f"backend_{k}": v for k, v in sorted(model.stats.items())},
         "model": model.name, "template": cfg.template, "shards": len(paths),
         "samples_considered": min(len(samples), cfg.max_samples or len(samples)),
         "seconds": t.seconds}, check_results=[counts_result(counts)])

@@ -8,9 +8,9 @@ from dagster import Config, MaterializeResult, asset
 
 from mm_assets.assets._common import Timer, bar_plot, per_shard, read_shard, upstream_shards
 from mm_assets.checks import counts_result, counts_spec
-from mm_assets.core.ppl import PplConfig, assign_deciles, decile_edges, score_samples
+from mm_assets.core.ppl import PplConfig, decile_table
 from mm_assets.core.records import StageCounts
-from mm_assets.partitions import GPU_TAGS, shard_backfill, shards
+from mm_assets.partitions import GPU_POOL, GPU_TAGS, shard_backfill, shards
 from resources.models import LanguageModelResource
 from resources.storage import StorageResource
 
@@ -22,47 +22,54 @@ class PplScoresConfig(Config):
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill, deps=["raw_shards"],
        group_name="quality", check_specs=[counts_spec("ppl_scores")], kinds={"pytorch"},
-       op_tags=GPU_TAGS)
+       op_tags=GPU_TAGS, pool=GPU_POOL)
 def ppl_scores(context, config: PplScoresConfig, storage: StorageResource,
                lm: LanguageModelResource) -> MaterializeResult:
     """Perplexity of the assistant tokens given the conversation (and of the whole text) per
     sample, ``ppl_scores/{shard}.parquet``; unscorable samples carry a reason, not a score."""
-    store, cfg, model = storage.store(), PplConfig(config.max_length, config.batch_tokens), lm.load()
+    store, cfg = storage.store(), PplConfig(config.max_length, config.batch_tokens)
+    model = lm.ppl_scorer(cfg)
 
     def run(shard: str):
         samples = read_shard(store, "raw_shards", shard)
-        table = score_samples(samples, model, cfg)
+        table = model.score(samples)
         store.write_parquet(f"ppl_scores/{shard}.parquet", table)
         unscored = Counter(r for r in table["reason"].to_list() if r)
         tokens = int(table["n_tokens"].sum())
         return StageCounts(len(samples), table.height), {
             "model": model.name, "device": model.device, "tokens": tokens,
             "unscored": sum(unscored.values()), "truncated": int(table["truncated"].sum()),
-            "long_text_rule": f"right-truncated at {cfg.max_length} tokens",
+            "long_text_rule": model.long_text_rule,
             "median_ppl": float(table["ppl"].median() or float("nan"))}
 
     return per_shard(context, "ppl_scores", run)
 
 
+class PplDecilesConfig(Config):
+    per_source: bool = False  # deciles within each source (``decile``); ``global_decile`` kept
+
+
 @asset(deps=["ppl_scores"], group_name="quality", check_specs=[counts_spec("ppl_deciles")],
        kinds={"polars"})
-def ppl_deciles(context, storage: StorageResource) -> MaterializeResult:
-    """Decile edges of assistant perplexity over the corpus and each sample's decile (0-9,
-    -1 when unscored): ``ppl_deciles/deciles.parquet`` and ``ppl_deciles/edges.json``."""
+def ppl_deciles(context, config: PplDecilesConfig, storage: StorageResource
+                ) -> MaterializeResult:
+    """Decile edges of assistant perplexity over the corpus (or per source) and each sample's
+    decile (0-9, -1 when unscored): ``ppl_deciles/deciles.parquet``, ``ppl_deciles/edges.json``."""
     store = storage.store()
     with Timer() as t:
         names = upstream_shards(store, "ppl_scores", ".parquet")
-        table = pl.concat([store.read_parquet(f"ppl_scores/{s}.parquet") for s in names])
-        ppl = table["ppl"].fill_null(float("nan")).to_numpy()
-        edges = decile_edges(ppl)
-        deciles = assign_deciles(ppl, edges)
-        out = table.select("key", "ppl").with_columns(pl.Series("decile", deciles))
+        table = pl.concat([store.read_parquet(f"ppl_scores/{s}.parquet") for s in names],
+                          how="diagonal")
+        out, edges = decile_table(table, config.per_source)
         store.write_parquet("ppl_deciles/deciles.parquet", out)
-        store.write_json("ppl_deciles/edges.json", {"edges": edges.tolist()})
+        store.write_json("ppl_deciles/edges.json", edges)
+    deciles = out["decile"].to_numpy()
     hist = np.bincount(deciles[deciles >= 0], minlength=10)
     counts = StageCounts(table.height, table.height)
     return MaterializeResult(metadata={
-        **counts.as_metadata(), "edges": [round(float(e), 3) for e in edges],
+        **counts.as_metadata(), "edges": [round(float(e), 3) for e in edges["edges"]],
+        "scope": "per_source" if config.per_source else "global",
+        "sources": out["source"].n_unique(),
         "unscored": int((deciles < 0).sum()), "seconds": t.seconds,
         "decile_counts": bar_plot(list(range(10)), hist.tolist(), "samples per decile",
                                   "decile")}, check_results=[counts_result(counts)])

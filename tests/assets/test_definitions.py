@@ -50,3 +50,17 @@ def test_core_never_imports_dagster():
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.split(".")[0] == "dagster" for n in names), path.name
+
+
+def test_automation_what_runs_when():
+    graph = defs.resolve_asset_graph()
+    sched = defs.get_schedule_def("nightly_global")
+    assert sched.cron_schedule == "0 2 * * *"
+    job = defs.resolve_job_def("global_job")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
+        "exact_duplicates", "clusters", "ppl_deciles", "semdedup"}
+    for name in ("curated", "merged"):
+        assert "on_cron(0 3 * * *" in str(graph.get(AssetKey(name)).automation_condition)
+    for name in ("raw_shards", "image_hashes", "embeddings", "ppl_scores", "mixtures"):
+        assert graph.get(AssetKey(name)).automation_condition is None  # sensor / on request
+    assert defs.resolve_sensor_def("new_data_sensor").job_name == "per_shard_job"
