@@ -13,7 +13,6 @@ import argparse
 import io
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -24,18 +23,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dagster import DagsterInstance, materialize  # noqa: E402
 
+from bench._rss import Peak  # noqa: E402
 from mm_assets.core.records import Sample  # noqa: E402
 from mm_assets.core.storage import Store  # noqa: E402
 from mm_assets.core.wds import read_samples, write_samples  # noqa: E402
 from mm_assets.definitions import ALL_ASSETS, default_resources  # noqa: E402
 from resources.storage import StorageResource  # noqa: E402
-
-
-def rss_mb() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def build(root: Path, n: int, per_shard: int) -> None:
@@ -83,20 +76,12 @@ def main() -> None:
         t_read = time.perf_counter() - t
         instance = DagsterInstance.ephemeral()
         instance.add_dynamic_partitions("recipes", ["bench"])
-        peak, base, stop = [rss_mb()], rss_mb(), [False]
-
-        def watch():
-            while not stop[0]:
-                peak[0] = max(peak[0], rss_mb())
-                time.sleep(0.005)
-
-        threading.Thread(target=watch, daemon=True).start()
-        t = time.perf_counter()
-        res = materialize(ALL_ASSETS, selection=["mixtures"], partition_key="bench",
-                          instance=instance, resources={**default_resources(),
-                                                        "storage": StorageResource(root=d)})
-        t_mix = time.perf_counter() - t
-        stop[0] = True
+        with Peak() as p:
+            t = time.perf_counter()
+            res = materialize(ALL_ASSETS, selection=["mixtures"], partition_key="bench",
+                              instance=instance, resources={**default_resources(),
+                                                            "storage": StorageResource(root=d)})
+            t_mix = time.perf_counter() - t
         assert res.success
         meta = res.asset_materializations_for_node("mixtures")[0].metadata
         out = meta["samples_written"].value
@@ -104,7 +89,7 @@ def main() -> None:
     print(f"{'read curated shards (baseline)':<44}{n / t_read:>12.0f}{t_read:>10.1f}{1.0:>10.2f}")
     print(f"{'mixtures asset (2 reads, tokens, write)':<44}{out / t_mix:>12.0f}{t_mix:>10.1f}"
           f"{t_read / t_mix:>10.2f}")
-    print(f"peak RSS during the asset: +{peak[0] - base:.0f} MB over {base:.0f} MB "
+    print(f"peak RSS during the asset: +{p.extra:.0f} MB over {p.base:.0f} MB "
           f"({out:,} samples written)")
 
 

@@ -14,7 +14,6 @@ Usage: .venv/bin/python bench/bench_semantic.py [--images 128] [--n 200000] [--d
 import argparse
 import io
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,33 +22,11 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._rss import Peak  # noqa: E402
 from mm_assets.core.cluster import ClusterConfig, spherical_kmeans  # noqa: E402
 from mm_assets.core.embed import embed_images  # noqa: E402
 from mm_assets.core.encoders import build_image_encoder  # noqa: E402
 from mm_assets.core.semdedup import SemDedupConfig, rank_members, semdedup_scores  # noqa: E402
-
-
-def rss_mb() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class Peak:
-    def __enter__(self):
-        self.base, self.peak, self.run = rss_mb(), rss_mb(), True
-        threading.Thread(target=self._watch, daemon=True).start()
-        return self
-
-    def _watch(self):
-        while self.run:
-            self.peak = max(self.peak, rss_mb())
-            time.sleep(0.005)
-
-    def __exit__(self, *exc):
-        self.run = False
-        self.extra = self.peak - self.base
 
 
 def bench_embedding(n_images: int) -> list[tuple]:
