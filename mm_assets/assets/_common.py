@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 
 import polars as pl
-from dagster import MetadataValue
+from dagster import MaterializeResult, MetadataValue
 
 from mm_assets.core.records import QUARANTINE_SCHEMA, Quarantined, Sample
 from mm_assets.core.storage import Store
@@ -83,14 +83,12 @@ class Timer:
         self.seconds = round(time.perf_counter() - self.t0, 3)
 
 
-def per_shard(context, asset: str, fn) -> "MaterializeResult":
+def per_shard(context, asset: str, fn) -> MaterializeResult:
     """Run ``fn(shard) -> (StageCounts, metadata)`` for every partition of the run.
 
     A run may cover one shard or a batch of shards (BackfillPolicy); counts are summed, the
     counts check covers all of them, and per-shard metadata is kept when the run has one shard.
     """
-    from dagster import MaterializeResult
-
     from mm_assets.checks import counts_result
     from mm_assets.core.records import StageCounts
 

@@ -4,9 +4,8 @@ A recipe names a source (``raw`` = the baseline, ``exact_dedup`` = raw minus exa
 removals, ``curated``, ``merged`` or ``rephrased``), optional per-cluster weights, an optional
 text:multimodal ratio, an optional perplexity-decile range, a total size in samples, a seed and
 an output shard size. Counts per modality follow the ratio exactly (largest-remainder
-rounding, so they differ from the exact proportion by less than one sample). Sampling is without
-replacement from ``numpy.random.default_rng(seed)``; the output order is a seeded shuffle
-across sources. When a modality has too few samples the build fails naming the shortfall,
+rounding, so they differ from the exact proportion by less than one sample). The seeded draw
+itself is :func:`mm_assets.core.mixture.draw`. When a modality has too few samples the build fails naming the shortfall,
 unless ``on_shortfall: downsample`` scales the whole mixture down to what is available.
 """
 
@@ -16,7 +15,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import yaml
 
 SOURCES = ("raw", "exact_dedup", "curated", "merged", "rephrased")
@@ -133,17 +131,3 @@ def plan_counts(recipe: Recipe, available: dict[str, int]) -> dict[str, int]:
             feasible -= 1
             counts = split_counts(feasible, ratio)
     return {m: counts.get(m, 0) for m in MODALITIES}
-
-
-def select(pool: dict[str, list[str]], counts: dict[str, int], seed: int) -> list[str]:
-    """Draw ``counts[m]`` keys from ``pool[m]`` without replacement, then shuffle all together.
-
-    Keys are sorted first, so the result depends only on the key sets and the seed.
-    """
-    rng = np.random.default_rng(seed)
-    chosen: list[str] = []
-    for m in MODALITIES:
-        keys = sorted(pool.get(m, []))
-        idx = rng.choice(len(keys), size=counts.get(m, 0), replace=False) if keys else []
-        chosen.extend(keys[i] for i in sorted(idx))
-    return [chosen[i] for i in rng.permutation(len(chosen))]

@@ -1,7 +1,7 @@
 import pytest
 
 from mm_assets.core.merge import MergeConfig, merge_group
-from mm_assets.core.mixing import RecipeError, parse_recipe, plan_counts, select, split_counts
+from mm_assets.core.mixing import RecipeError, parse_recipe, plan_counts, split_counts
 from mm_assets.core.records import Sample
 
 IMG = [b"\x89PNG fake bytes are fine here"]
@@ -66,12 +66,3 @@ def test_recipe_errors_name_the_field():
         parse_recipe("name: r\nsize: 3\n")
     with pytest.raises(RecipeError, match="deciles"):
         parse_recipe("name: r\ndeciles: [5, 2]\n")
-
-
-def test_selection_is_seeded_and_exact():
-    pool = {"text": [f"t{i}" for i in range(50)], "multimodal": [f"m{i}" for i in range(80)]}
-    a = select(pool, {"text": 10, "multimodal": 30}, seed=0)
-    assert a == select(pool, {"text": 10, "multimodal": 30}, seed=0)
-    b = select(pool, {"text": 10, "multimodal": 30}, seed=1)
-    assert a != b and len(b) == 40
-    assert sum(k.startswith("t") for k in a) == 10 and len(set(a)) == 40
