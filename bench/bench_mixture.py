@@ -87,7 +87,7 @@ def main() -> None:
         out = meta["samples_written"].value
     print(f"{'stage':<44}{'samples/s':>12}{'seconds':>10}{'vs read':>10}")
     print(f"{'read curated shards (baseline)':<44}{n / t_read:>12.0f}{t_read:>10.1f}{1.0:>10.2f}")
-    print(f"{'mixtures asset (2 reads, tokens, write)':<44}{out / t_mix:>12.0f}{t_mix:>10.1f}"
+    print(f"{'mixtures asset (2 reads, tokens, spool, write)':<44}{out / t_mix:>12.0f}{t_mix:>10.1f}"
           f"{t_read / t_mix:>10.2f}")
     print(f"peak RSS during the asset: +{p.extra:.0f} MB over {p.base:.0f} MB "
           f"({out:,} samples written)")

@@ -10,7 +10,7 @@ from dagster import MaterializeResult, MetadataValue
 
 from mm_assets.core.records import QUARANTINE_SCHEMA, Quarantined, Sample
 from mm_assets.core.storage import Store
-from mm_assets.core.wds import read_samples, write_samples
+from mm_assets.core.wds import read_samples, write_samples, write_shards
 
 
 def shard_rel(asset: str, shard: str) -> str:
@@ -116,28 +116,11 @@ def md_table(df) -> MetadataValue:
     return MetadataValue.md(head + rows)
 
 
-def write_sharded(store: Store, asset: str, samples: Iterable[Sample], shard_size: int
-                  ) -> list[str]:
-    """Write samples as ``{asset}/{i:05d}.tar`` shards of ``shard_size``; stale shards of an
-    earlier, larger output are removed afterwards. Returns the shard paths written."""
-    written, batch = [], []
-
-    def flush() -> None:
-        rel = f"{asset}/{len(written):05d}.tar"
-        write_shard(store, rel, batch)
-        written.append(rel)
-
-    for s in samples:
-        batch.append(s)
-        if len(batch) >= shard_size:
-            flush()
-            batch = []
-    if batch or not written:
-        flush()
-    for name in store.ls(asset, ".tar"):
-        if f"{asset}/{name}" not in written:
-            store.rm(f"{asset}/{name}")
-    return written
+def write_sharded(store: Store, asset: str, samples: Iterable[Sample], shard_size: int | None,
+                  shard_bytes: int | None = None) -> list[str]:
+    """``{asset}/{i:05d}.tar`` shards of at most ``shard_size`` samples and/or ``shard_bytes``
+    bytes, streamed; stale shards removed (:func:`mm_assets.core.wds.write_shards`)."""
+    return write_shards(store, asset, samples, shard_size, shard_bytes)
 
 
 def read_sharded(store: Store, asset: str):

@@ -1,17 +1,25 @@
-"""Training mixtures from YAML recipes.
+"""Training-mixture recipes (YAML): validation and the per-stratum sample counts.
 
-A recipe names a source (``raw`` = the baseline, ``exact_dedup`` = raw minus exact-dedup
-removals, ``curated``, ``merged`` or ``rephrased``), optional per-cluster weights, an optional
-text:multimodal ratio, an optional perplexity-decile range, a total size in samples, a seed and
-an output shard size. Counts per modality follow the ratio exactly (largest-remainder
-rounding, so they differ from the exact proportion by less than one sample). The seeded draw
-itself is :func:`mm_assets.core.mixture.draw`. When a modality has too few samples the build fails naming the shortfall,
-unless ``on_shortfall: downsample`` scales the whole mixture down to what is available.
+A recipe names its sources — asset sources (``raw`` = the baseline, ``exact_dedup`` = raw
+minus exact-dedup removals, ``curated``, ``merged``, ``rephrased``) and external WebDataset
+prefixes (``{name: web, wds: "s3://bucket/shards/"}``) — a total size in samples (``total``)
+or in tokens (``total_tokens``, text tokens + image tokens under ``token_scheme``), a ratio,
+perplexity-decile range and weights, per-cluster weights, filters, a seed and an output shard
+size in samples (``1000``) or bytes (``"256MB"``, ``"1GiB"``).
+
+``ratio`` splits the mixture into strata. Its keys are all of one kind: modalities
+(``{text: 1, multimodal: 3}``), source names (``{curated: 3, web: 1}``) or source/modality
+pairs (``{curated/multimodal: 3, rephrased/text: 1}``). Stratum counts follow the ratio
+exactly: largest-remainder rounding, so each differs from its exact share by less than one
+sample. Without a ratio the strata are the modalities at their natural proportions. When a
+stratum has too few samples the build fails naming it and the shortfall, unless
+``on_shortfall: downsample`` scales the whole mixture down, keeping the ratio.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +27,10 @@ import yaml
 
 SOURCES = ("raw", "exact_dedup", "curated", "merged", "rephrased")
 MODALITIES = ("text", "multimodal")
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
 class RecipeError(ValueError):
@@ -26,16 +38,80 @@ class RecipeError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """One source of a recipe: an asset of this graph or an external WebDataset prefix.
+
+    Attributes:
+        name: the name used in ``ratio`` keys and the manifest (``[A-Za-z0-9_]``).
+        asset: one of :data:`SOURCES`, or None for an external source.
+        wds: URL or path of a folder of WebDataset ``.tar`` shards (local or fsspec, e.g.
+            ``s3://bucket/prefix``), or None for an asset source.
+    """
+
+    name: str
+    asset: str | None = None
+    wds: str | None = None
+
+
+def parse_size(value: int | str) -> tuple[int | None, int | None]:
+    """``shard_size`` as ``(samples, bytes)``: ``1000`` -> (1000, None); ``"256MB"`` ->
+    (None, 256_000_000); ``"1GiB"`` -> (None, 2**30).
+
+    Raises:
+        RecipeError: not a positive integer or a size with a unit (B, KB, MB, GB, KiB, ...).
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value, None
+    m = _SIZE.match(value) if isinstance(value, str) else None
+    if not m or float(m.group(1)) * _UNITS[m.group(2).lower()] < 1:
+        raise RecipeError(f"shard_size: a positive sample count (1000) or a size with a unit "
+                          f"('256MB', '1GiB'), got {value!r}")
+    return None, int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _source(item: Any) -> SourceSpec:
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, dict) or set(item) - {"name", "asset", "wds"}:
+        raise RecipeError(f"sources: each item is an asset name or a mapping with keys name, "
+                          f"asset or wds, got {item!r}")
+    name = item.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RecipeError(f"sources: name must be non-empty [A-Za-z0-9_], got {name!r}")
+    asset, url = item.get("asset"), item.get("wds")
+    if asset is None and url is None:
+        asset = name
+    if (asset is None) == (url is None):
+        raise RecipeError(f"sources: {name!r} needs exactly one of asset or wds")
+    if asset is not None and asset not in SOURCES:
+        raise RecipeError(f"sources: {name!r}: asset must be one of {SOURCES}, got {asset!r}")
+    if url is not None and (not isinstance(url, str) or not url):
+        raise RecipeError(f"sources: {name!r}: wds must be a URL or path, got {url!r}")
+    return SourceSpec(name, asset, url)
+
+
+def _weights(name: str, value: dict, key_ok) -> None:
+    for k, v in value.items():
+        if not key_ok(k) or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise RecipeError(f"{name}: bad entry {k!r}: {v!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class Recipe:
-    """A validated mixture recipe (see module doc)."""
+    """A validated mixture recipe (see module doc). ``source`` is shorthand for a single
+    asset source; ``sources`` is filled from it when not given."""
 
     name: str
     source: Literal["raw", "exact_dedup", "curated", "merged", "rephrased"] = "curated"
+    sources: tuple[SourceSpec, ...] = ()
     total: int | None = None
+    total_tokens: int | None = None
+    token_scheme: Literal["fixed", "native"] = "fixed"
     ratio: dict[str, float] = field(default_factory=dict)
     deciles: tuple[int, int] = (0, 9)
+    decile_weights: dict[int, float] = field(default_factory=dict)
     seed: int = 0
-    shard_size: int = 1000
+    shard_size: int | str = 1000
     on_shortfall: Literal["fail", "downsample"] = "fail"
     description: str = ""
     cluster_weights: dict[str, float] = field(default_factory=dict)
@@ -43,31 +119,67 @@ class Recipe:
     min_answer_tokens: int = 0
 
     def __post_init__(self) -> None:
-        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+        if not isinstance(self.name, str) or not self.name or not all(
+                c.isalnum() or c in "_-" for c in self.name):
             raise RecipeError(f"name: must be non-empty [A-Za-z0-9_-], got {self.name!r}")
         if self.source not in SOURCES:
             raise RecipeError(f"source: must be one of {SOURCES}, got {self.source!r}")
-        if self.total is not None and (not isinstance(self.total, int) or self.total <= 0):
-            raise RecipeError(f"total: must be a positive integer, got {self.total!r}")
-        for k, v in self.ratio.items():
-            if k not in MODALITIES or not isinstance(v, (int, float)) or v < 0:
-                raise RecipeError(f"ratio: keys {MODALITIES} with weights >= 0, got {k}={v!r}")
+        if not self.sources:
+            object.__setattr__(self, "sources", (SourceSpec(self.source, self.source),))
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise RecipeError(f"sources: names must be unique, got {names}")
+        for f in ("total", "total_tokens"):
+            v = getattr(self, f)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
+                raise RecipeError(f"{f}: must be a positive integer, got {v!r}")
+        if self.total is not None and self.total_tokens is not None:
+            raise RecipeError("total, total_tokens: give one of them, not both")
+        if self.token_scheme not in ("fixed", "native"):
+            raise RecipeError(f"token_scheme: fixed or native, got {self.token_scheme!r}")
+        kinds = {k: self.ratio_kind(k) for k in self.ratio}
+        if None in kinds.values() or len(set(kinds.values())) > 1:
+            raise RecipeError(f"ratio: keys must all be modalities {MODALITIES}, all source "
+                              f"names {names}, or all source/modality pairs; got "
+                              f"{sorted(self.ratio)}")
+        _weights("ratio", self.ratio, lambda k: True)
         if self.ratio and sum(self.ratio.values()) <= 0:
             raise RecipeError("ratio: weights must not all be 0")
         lo, hi = self.deciles
         if not 0 <= lo <= hi <= 9:
             raise RecipeError(f"deciles: need 0 <= lo <= hi <= 9, got {self.deciles}")
-        if self.shard_size <= 0:
-            raise RecipeError(f"shard_size: must be > 0, got {self.shard_size}")
-        for k, v in self.cluster_weights.items():
-            if not isinstance(v, (int, float)) or v < 0 or ":" not in str(k):
-                raise RecipeError(f"cluster_weights: keys like 'image:3' or 'text:0' with "
-                                  f"weights >= 0, got {k}={v!r}")
+        _weights("decile_weights", self.decile_weights,
+                 lambda k: isinstance(k, int) and 0 <= k <= 9)
+        parse_size(self.shard_size)
+        _weights("cluster_weights", self.cluster_weights,
+                 lambda k: isinstance(k, str) and ":" in k)
         if not isinstance(self.min_answer_tokens, int) or self.min_answer_tokens < 0:
             raise RecipeError(f"min_answer_tokens: must be an integer >= 0, "
                               f"got {self.min_answer_tokens!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise RecipeError(f"seed: must be an integer >= 0, got {self.seed!r}")
         if self.on_shortfall not in ("fail", "downsample"):
             raise RecipeError(f"on_shortfall: fail or downsample, got {self.on_shortfall!r}")
+        if not isinstance(self.replacement, bool):
+            raise RecipeError(f"replacement: true or false, got {self.replacement!r}")
+
+    def ratio_kind(self, key: str) -> str | None:
+        """``modality``, ``source`` or ``pair`` for a ratio key; None if it is neither."""
+        names = {s.name for s in self.sources}
+        src, _, mod = str(key).partition("/")
+        if not mod:
+            return "modality" if key in MODALITIES else "source" if key in names else None
+        return "pair" if src in names and mod in MODALITIES else None
+
+    def stratum(self, origin: str, modality: str) -> str:
+        """The ratio key a sample from source ``origin`` with ``modality`` falls under."""
+        kind = self.ratio_kind(next(iter(self.ratio))) if self.ratio else "modality"
+        return {"modality": modality, "source": origin}.get(kind, f"{origin}/{modality}")
+
+    @property
+    def shard_limits(self) -> tuple[int | None, int | None]:
+        """``(samples, bytes)`` per output shard; one of them is None."""
+        return parse_size(self.shard_size)
 
 
 def parse_recipe(text: str) -> Recipe:
@@ -88,46 +200,70 @@ def parse_recipe(text: str) -> Recipe:
         if not (isinstance(d, list) and len(d) == 2 and all(isinstance(x, int) for x in d)):
             raise RecipeError(f"deciles: expected [lo, hi] integers, got {d!r}")
         data["deciles"] = tuple(d)
-    for name in ("ratio", "cluster_weights"):
+    for name in ("ratio", "cluster_weights", "decile_weights"):
         if name in data and not isinstance(data[name], dict):
             raise RecipeError(f"{name}: expected a mapping, got {data[name]!r}")
+    if "source" in data and "sources" in data:
+        raise RecipeError("source, sources: give one of them, not both")
+    if "sources" in data:
+        if not isinstance(data["sources"], list) or not data["sources"]:
+            raise RecipeError(f"sources: expected a non-empty list, got {data['sources']!r}")
+        data["sources"] = tuple(_source(x) for x in data["sources"])
+        first = data["sources"][0]
+        data["source"] = first.asset or "curated"  # shorthand field; sources is what counts
     return Recipe(**data)
 
 
 def split_counts(total: int, ratio: dict[str, float]) -> dict[str, int]:
-    """Integer counts summing to ``total`` in proportion to ``ratio`` (largest remainder)."""
+    """Integer counts summing to ``total`` in proportion to ``ratio`` (largest remainder;
+    ties broken by key, so the result is deterministic)."""
     s = sum(ratio.values())
     exact = {k: total * v / s for k, v in ratio.items()}
     counts = {k: math.floor(x) for k, x in exact.items()}
     rest = total - sum(counts.values())
-    for k in sorted(exact, key=lambda k: (-(exact[k] - counts[k]), k))[:rest]:
+    for k in sorted(exact, key=lambda k: (-(exact[k] - counts[k]), str(k)))[:rest]:
         counts[k] += 1
     return counts
 
 
-def plan_counts(recipe: Recipe, available: dict[str, int]) -> dict[str, int]:
-    """Samples to draw per modality.
+def feasible_total(recipe: Recipe, available: dict[str, int]) -> int:
+    """The largest total whose stratum counts all fit in ``available``."""
+    ratio = _ratio(recipe, available)
+    if not ratio:
+        return 0
+    s = sum(ratio.values())
+    n = min(math.floor(available.get(k, 0) * s / w + 1e-9) for k, w in ratio.items())
+    while n > 0 and any(c > available.get(k, 0) for k, c in split_counts(n, ratio).items()):
+        n -= 1
+    return n
+
+
+def _ratio(recipe: Recipe, available: dict[str, int]) -> dict[str, float]:
+    return {k: v for k, v in (recipe.ratio or available).items() if v > 0}
+
+
+def plan_counts(recipe: Recipe, available: dict[str, int], total: int | None = None
+                ) -> dict[str, int]:
+    """Samples to draw per stratum (ratio key) for ``total`` samples (default: the recipe's
+    ``total``, or everything the ratio allows).
 
     Raises:
-        RecipeError: a modality runs short and ``on_shortfall`` is ``fail``.
+        RecipeError: a stratum runs short and ``on_shortfall`` is ``fail``.
     """
-    ratio = {k: v for k, v in (recipe.ratio or {m: available.get(m, 0) for m in MODALITIES}
-                               ).items() if v > 0}
+    ratio = _ratio(recipe, available)
+    keys = sorted(set(available) | set(recipe.ratio))
     if not ratio:
-        return {m: 0 for m in MODALITIES}
-    s = sum(ratio.values())
-    feasible = min(math.floor(available.get(m, 0) * s / w + 1e-9) for m, w in ratio.items())
-    total = recipe.total if recipe.total is not None else feasible
-    counts = split_counts(total, ratio)
-    short = {m: n - available.get(m, 0) for m, n in counts.items() if n > available.get(m, 0)}
+        return {k: 0 for k in keys}
+    total = total if total is not None else recipe.total
+    feasible = feasible_total(recipe, available)
+    counts = split_counts(feasible if total is None else total, ratio)
+    short = {k: n - available.get(k, 0) for k, n in counts.items() if n > available.get(k, 0)}
     if short and recipe.on_shortfall == "fail":
-        detail = ", ".join(f"{m}: need {counts[m]}, have {available.get(m, 0)} (short by {d})"
-                           for m, d in sorted(short.items()))
-        raise RecipeError(f"recipe {recipe.name!r}: not enough samples in source "
-                          f"{recipe.source!r}: {detail}")
+        detail = ", ".join(f"{k}: need {counts[k]}, have {available.get(k, 0)} (short by {d})"
+                           for k, d in sorted(short.items()))
+        names = ", ".join(repr(s.name) for s in recipe.sources)
+        raise RecipeError(f"recipe {recipe.name!r}: not enough samples in source(s) {names}: "
+                          f"{detail}")
     if short:
         counts = split_counts(feasible, ratio)
-        while any(counts[m] > available.get(m, 0) for m in counts):
-            feasible -= 1
-            counts = split_counts(feasible, ratio)
-    return {m: counts.get(m, 0) for m in MODALITIES}
+    return {k: counts.get(k, 0) for k in keys}

@@ -187,6 +187,8 @@ def test_mixture_rebuild_is_byte_identical_and_traceable(graph):
 
 
 def test_ablation_recipes_all_build(graph):
+    from mm_assets.core.wds import read_samples
+
     store = graph["store"]
     built = set(store.ls("mixtures"))
     assert {"baseline_raw", "exact_dedup", "curated_all", "merged_all", "rephrased_all",
@@ -198,6 +200,18 @@ def test_ablation_recipes_all_build(graph):
     deciles = [store.read_json(f"mixtures/ppl_deciles_{b}/manifest.json")["summary"]["by_decile"]
                for b in ("0_2", "3_5", "6_9")]
     assert all(0 <= int(d) <= 2 for d in deciles[0]) and all(6 <= int(d) <= 9 for d in deciles[2])
+    two = store.read_json("mixtures/curated_rephrased_3to1/manifest.json")
+    n_cur, n_reph = two["per_stratum"]["curated"], two["per_stratum"]["rephrased"]
+    assert n_reph > 0 and abs(n_cur - 3 * (n_cur + n_reph) / 4) < 1  # 3:1 within one sample
+    assert two["summary"]["by_origin"] == {"curated": n_cur, "rephrased": n_reph}
+    for p in two["shards"]:  # 2 MB shards; a sample larger than that gets a shard of its own
+        n = sum(1 for _ in read_samples(store.open_read(p)))
+        assert store.fs.size(store.path(p)) <= 2_000_000 or n == 1
+    assert len(two["shards"]) > 1
+    weighted = store.read_json("mixtures/ppl_decile_weighted/manifest.json")
+    assert weighted["tokens"]["realised"] >= 30_000 and weighted["tokens"]["target"] == 30_000
+    by_dec = weighted["summary"]["by_decile"]
+    assert "0" not in by_dec and "1" not in by_dec and by_dec["4"] > by_dec["3"]
 
 
 def test_min_answer_tokens_filter(graph):
