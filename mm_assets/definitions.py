@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, ScheduleDefinition, define_asset_job
+import os
+
+from dagster import (
+    AssetSelection,
+    Definitions,
+    ExecutorDefinition,
+    ScheduleDefinition,
+    define_asset_job,
+    in_process_executor,
+    multiprocess_executor,
+)
 
 from mm_assets.assets.curated import curated
 from mm_assets.assets.dedup import exact_duplicates, image_hashes
@@ -34,6 +44,20 @@ per_shard_job = define_asset_job(
     description="raw_shards, image_hashes, embeddings and ppl_scores for new shards")
 
 
+def executor_from_env() -> ExecutorDefinition | None:
+    """``MM_ASSETS_EXECUTOR``: ``multiprocess`` (default, Dagster's: one process per step) or
+    ``in_process`` (every step of a run in the run's process: models and torch load once per
+    run — cheaper for small per-shard runs on a CPU box, no step isolation).
+
+    Raises:
+        ValueError: another value.
+    """
+    kind = os.environ.get("MM_ASSETS_EXECUTOR", "multiprocess")
+    if kind not in ("multiprocess", "in_process"):
+        raise ValueError(f"MM_ASSETS_EXECUTOR: multiprocess or in_process, got {kind!r}")
+    return in_process_executor if kind == "in_process" else None
+
+
 def default_resources() -> dict:
     return {"storage": StorageResource(), "embedder": EmbedderResource(),
             "lm": LanguageModelResource()}
@@ -41,4 +65,4 @@ def default_resources() -> dict:
 
 defs = Definitions(assets=ALL_ASSETS, resources=default_resources(),
                    jobs=[per_shard_job, global_job], schedules=[nightly_global],
-                   sensors=[new_data_sensor])
+                   sensors=[new_data_sensor], executor=executor_from_env())

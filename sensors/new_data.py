@@ -18,6 +18,9 @@ the sensor). A file that cannot be ingested is logged and skipped until it chang
 Re-uploading a file already taken changes nothing: the cursor knows its version,
 and ingest skips content it has seen (``inputs/_state.json``), also after a lost cursor.
 
+How often: every ``$MM_ASSETS_SENSOR_INTERVAL_S`` seconds (default 30; read when the code
+location loads; the daemon's sensor loop itself wakes every 5 s, so lower values act as 5).
+
 The cursor (JSON) holds, per file, the size/version seen at the last tick and the version
 taken; entries of files that were deleted from the prefix are dropped, so it stays small.
 """
@@ -45,6 +48,18 @@ from resources.storage import StorageResource
 
 SUFFIXES = (".json", ".jsonl", ".tar", ".tgz", ".tar.gz")
 PARTITION_BATCH = 10_000
+DEFAULT_INTERVAL_S = 30
+
+
+def sensor_interval_s() -> int:
+    """``$MM_ASSETS_SENSOR_INTERVAL_S`` (seconds between ticks, >= 1), default 30."""
+    raw = os.environ.get("MM_ASSETS_SENSOR_INTERVAL_S", "").strip()
+    if not raw:
+        return DEFAULT_INTERVAL_S
+    value = int(raw)
+    if value < 1:
+        raise ValueError(f"MM_ASSETS_SENSOR_INTERVAL_S must be >= 1, got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +86,12 @@ class DropSettings:
 
     @classmethod
     def from_env(cls, store: Store) -> DropSettings:
-        """Read ``MM_ASSETS_INPUT``, ``MM_ASSETS_REQUIRE_DONE``, ``MM_ASSETS_SHARD_SIZE`` now."""
+        """Read ``MM_ASSETS_INPUT``, ``MM_ASSETS_REQUIRE_DONE``, ``MM_ASSETS_SHARD_SIZE``,
+        ``MM_ASSETS_SENSOR_MAX_FILES`` and ``MM_ASSETS_SENSOR_MAX_BYTES`` now."""
         return cls(prefix=os.environ.get("MM_ASSETS_INPUT") or store.url("incoming"),
                    require_done=os.environ.get("MM_ASSETS_REQUIRE_DONE", "") == "1",
+                   max_files=int(os.environ.get("MM_ASSETS_SENSOR_MAX_FILES", "50")),
+                   max_bytes=int(os.environ.get("MM_ASSETS_SENSOR_MAX_BYTES", str(4 << 30))),
                    shard_size=int(os.environ.get("MM_ASSETS_SHARD_SIZE", "1000")))
 
 
@@ -150,7 +168,7 @@ def _url(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return path if "file" in protos or "local" in protos else fs.unstrip_protocol(path)
 
 
-@sensor(job_name="per_shard_job", minimum_interval_seconds=30,
+@sensor(job_name="per_shard_job", minimum_interval_seconds=sensor_interval_s(),
         default_status=DefaultSensorStatus.RUNNING)
 def new_data_sensor(context: SensorEvaluationContext, storage: StorageResource) -> SensorResult:
     """New shard files and LLaVA JSON/JSONL drops under the input prefix -> shards -> runs."""

@@ -5,18 +5,23 @@ tiny text-only shards whose ``raw_shards`` are materialized first (in process). 
 daemon executes what the command launches.
 """
 
-import contextlib
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import requests
 from dagster import AssetKey, DagsterInstance
+from dagster_procs import (
+    BIN,
+    REPO,
+    DagsterProcs,
+    daemon_cmd,
+    dagster_home,
+    free_port,
+    webserver_cmd,
+)
 from typer.testing import CliRunner
 
 from mm_assets.backfill import GraphQL, launch
@@ -26,23 +31,7 @@ from mm_assets.runner import run_graph
 from resources.models import EmbedderResource, LanguageModelResource
 from resources.storage import StorageResource
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SHARDS = [f"{i:06d}" for i in range(12)]
-DAGSTER_YAML = """run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
-    dequeue_interval_seconds: 1
-telemetry:
-  enabled: false
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ingest(root: Path, tmp: Path) -> list[str]:
@@ -54,27 +43,11 @@ def _ingest(root: Path, tmp: Path) -> list[str]:
                        IngestConfig(shard_size=2))
 
 
-def _wait_ready(url: str, procs: list, logs: list[Path], timeout: float = 240) -> None:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if any(p.poll() is not None for p in procs):
-            break
-        try:
-            if requests.get(f"{url}/server_info", timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
-    pytest.fail(f"dagster-webserver not ready at {url}\n{tails}")
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("backfill")
     home, root = tmp / "home", tmp / "root"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    dagster_home(home)
     assert _ingest(root, tmp) == SHARDS
     instance = DagsterInstance.from_config(str(home))
     instance.add_dynamic_partitions("shards", SHARDS)
@@ -83,34 +56,15 @@ def stack(tmp_path_factory):
     assert run_graph(instance, resources, select=["raw_shards"], shards=SHARDS).failed == []
     env = dict(os.environ, DAGSTER_HOME=str(home), MM_ASSETS_ROOT=str(root), HF_HUB_OFFLINE="1",
                PYTHONUNBUFFERED="1")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    logs = [tmp / "webserver.log", tmp / "daemon.log"]
-    cmds = [[str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
-             "-p", str(port)],
-            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]]
-    with contextlib.ExitStack() as files:
-        outs = [files.enter_context(open(log, "wb")) for log in logs]
-        procs = [subprocess.Popen(c, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=out)
-                 for c, out in zip(cmds, outs, strict=True)]
-        yield from _serve(url, procs, logs, {"url": url, "instance": instance, "root": root,
-                                             "home": home, "env": env, "logs": logs,
-                                             "resources": resources})
+    with DagsterProcs(env, tmp) as procs:
+        procs.start("webserver", webserver_cmd(port))
+        procs.start("daemon", daemon_cmd())
+        procs.wait_http(url)
+        yield {"url": url, "instance": instance, "root": root, "home": home, "env": env,
+               "logs": procs.logs(), "resources": resources}
     instance.dispose()
-
-
-def _serve(url, procs, logs, info):
-    try:
-        _wait_ready(url, procs, logs)
-        yield info
-    finally:
-        for p in procs:  # the parent only: it stops its own code server
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def _cli(stack, *args):
