@@ -11,7 +11,6 @@ from dagster import (
     ScheduleDefinition,
     define_asset_job,
     in_process_executor,
-    multiprocess_executor,
 )
 
 from mm_assets.assets.curated import curated
