@@ -99,10 +99,11 @@ def _weights(name: str, value: dict, key_ok) -> None:
 @dataclass(frozen=True, slots=True)
 class Recipe:
     """A validated mixture recipe (see module doc). ``source`` is shorthand for a single
-    asset source; ``sources`` is filled from it when not given."""
+    asset source; ``sources`` is filled from it when not given (``source`` is None when the
+    recipe lists ``sources``)."""
 
     name: str
-    source: Literal["raw", "exact_dedup", "curated", "merged", "rephrased"] = "curated"
+    source: Literal["raw", "exact_dedup", "curated", "merged", "rephrased"] | None = "curated"
     sources: tuple[SourceSpec, ...] = ()
     total: int | None = None
     total_tokens: int | None = None
@@ -122,10 +123,12 @@ class Recipe:
         if not isinstance(self.name, str) or not self.name or not all(
                 c.isalnum() or c in "_-" for c in self.name):
             raise RecipeError(f"name: must be non-empty [A-Za-z0-9_-], got {self.name!r}")
-        if self.source not in SOURCES:
-            raise RecipeError(f"source: must be one of {SOURCES}, got {self.source!r}")
         if not self.sources:
+            if self.source not in SOURCES:
+                raise RecipeError(f"source: must be one of {SOURCES}, got {self.source!r}")
             object.__setattr__(self, "sources", (SourceSpec(self.source, self.source),))
+        elif self.source is not None:
+            raise RecipeError("source, sources: give one of them, not both")
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise RecipeError(f"sources: names must be unique, got {names}")
@@ -209,8 +212,7 @@ def parse_recipe(text: str) -> Recipe:
         if not isinstance(data["sources"], list) or not data["sources"]:
             raise RecipeError(f"sources: expected a non-empty list, got {data['sources']!r}")
         data["sources"] = tuple(_source(x) for x in data["sources"])
-        first = data["sources"][0]
-        data["source"] = first.asset or "curated"  # shorthand field; sources is what counts
+        data["source"] = None
     return Recipe(**data)
 
 
