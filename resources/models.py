@@ -33,6 +33,8 @@ class EmbedderResource(ConfigurableResource):
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``.
         batch_size: images per forward pass.
         num_workers: DataLoader workers decoding and preprocessing images.
+        jpeg_draft: decode large JPEGs at reduced DCT scale, down to the model's resize size
+            (faster; pixels differ slightly from a full decode). ``False``: full decode.
     """
 
     image_model: str = "ViT-B-32"
@@ -41,6 +43,7 @@ class EmbedderResource(ConfigurableResource):
     device: str = "auto"
     batch_size: int = 32
     num_workers: int = 0
+    jpeg_draft: bool = True
 
     def image_encoder(self) -> ImageEncoder:
         return build_image_encoder(self.image_model, self.pretrained or None,

@@ -29,7 +29,8 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
     def run(shard: str):
         samples = read_shard(store, "raw_shards", shard)
         t0 = time.perf_counter()
-        emb = embed_shard(samples, img_enc, txt_enc, embedder.batch_size, embedder.num_workers)
+        emb = embed_shard(samples, img_enc, txt_enc, embedder.batch_size, embedder.num_workers,
+                          draft=embedder.jpeg_draft)
         base = f"embeddings/{shard}"
         store.write_npy(f"{base}/image.npy", emb.image)
         store.write_parquet(f"{base}/image_keys.parquet", pl.DataFrame({"key": emb.image_keys},
@@ -42,7 +43,8 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
                              quarantined=Counter(q.reason for q in emb.quarantined))
         return counts, {"image_model": img_enc.name, "image_dim": img_enc.dim,
                         "image_weights": img_enc.pretrained or "random-init (not pretrained)",
-                        "text_model": txt_enc.name, "n_image": len(emb.image_keys),
+                        "jpeg_draft": embedder.jpeg_draft, "text_model": txt_enc.name,
+                        "n_image": len(emb.image_keys),
                         "n_text": len(emb.text_keys), "device": img_enc.device,
                         "images_per_s": round(sum(len(x.images) for x in samples)
                                               / max(time.perf_counter() - t0, 1e-9), 2),

@@ -12,11 +12,90 @@ not semantically meaningful, and metadata says so). Text-only samples use
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
+
+
+@dataclass(frozen=True, slots=True)
+class SplitPreprocess:
+    """A model's preprocessing split at ``ToTensor``: per-image steps stay in PIL / uint8 (cheap,
+    in DataLoader workers), scaling and normalisation run batched on the model's device.
+
+    Attributes:
+        pil: ``PIL.Image (RGB) -> PIL.Image (RGB, H×W)``, the steps before ``ToTensor``
+            (resize, centre crop).
+        mean: ``(3,) float32`` per-channel mean, in [0, 1] units.
+        std: ``(3,) float32`` per-channel standard deviation, in [0, 1] units.
+        min_side: shortest side (pixels) the first resize produces (``None``: not known); a
+            decoder may decode at reduced scale down to it (JPEG draft).
+    """
+
+    pil: Callable[[Any], Any]
+    mean: torch.Tensor
+    std: torch.Tensor
+    min_side: int | None
+
+    def to_uint8(self, im) -> np.ndarray:
+        """``PIL.Image`` (RGB) → ``(H, W, 3) uint8`` after the PIL steps."""
+        out = self.pil(im)
+        return np.asarray(out if out.mode == "RGB" else out.convert("RGB"))
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, 3) uint8`` → ``(B, 3, H, W) float32``, the same values ``ToTensor`` +
+        ``Normalize`` give per image (same operations, so bit-identical); on ``batch.device``."""
+        x = batch.permute(0, 3, 1, 2).contiguous().float().div_(255)
+        m, s = (t.to(x.device).view(1, 3, 1, 1) for t in (self.mean, self.std))
+        return x.sub_(m).div_(s)
+
+    def normalize_numpy(self, images: list[np.ndarray]) -> np.ndarray:
+        """``normalize`` for CPU, single-threaded (a 256-entry lookup per channel, no intra-op
+        thread pool): B arrays ``(H, W, 3) uint8`` → ``(B, 3, H, W) float32``, bit-identical."""
+        lut = ((torch.arange(256, dtype=torch.float32).div(255)[None] - self.mean[:, None])
+               / self.std[:, None]).numpy()  # (3, 256): the same float32 operations
+        h, w, _ = images[0].shape
+        out = np.empty((len(images), 3, h, w), np.float32)
+        for i, a in enumerate(images):
+            for c in range(3):
+                np.take(lut[c], a[..., c], out=out[i, c])
+        return out
+
+
+def split_preprocess(preprocess: Any) -> SplitPreprocess | None:
+    """Split a torchvision ``Compose`` of [Resize | CenterCrop | convert-to-RGB]*, ToTensor,
+    Normalize (what open_clip and timm build); ``None`` for anything else, or when the split
+    does not reproduce ``preprocess`` exactly on a probe image."""
+    from PIL import Image
+    from torchvision import transforms as T
+
+    ts = list(getattr(preprocess, "transforms", []))
+    if (len(ts) < 2 or not isinstance(ts[-1], T.Normalize)
+            or type(ts[-2]).__name__ not in ("ToTensor", "MaybeToTensor")):
+        return None
+    pil = []
+    for t in ts[:-2]:
+        if isinstance(t, (T.Resize, T.CenterCrop)):
+            pil.append(t)
+        elif not (getattr(t, "mode", None) == "RGB" or getattr(t, "__name__", "") ==
+                  "_convert_to_rgb"):  # MaybeConvertMode("RGB") / convert("RGB") is a no-op
+            return None
+    first = ts[0]
+    min_side = None
+    if isinstance(first, T.Resize) and first.max_size is None:
+        size = [first.size] if isinstance(first.size, int) else list(first.size)
+        min_side = int(max(size))  # int or [s]: shortest side; (h, w): both sides ≥ max
+    split = SplitPreprocess(T.Compose(pil), torch.as_tensor(ts[-1].mean, dtype=torch.float32),
+                            torch.as_tensor(ts[-1].std, dtype=torch.float32), min_side)
+    rng = np.random.default_rng(0)
+    probe = Image.fromarray(rng.integers(0, 256, (263, 311, 3), dtype=np.uint8))
+    u8 = split.to_uint8(probe)
+    want = preprocess(probe)
+    got = [split.normalize(torch.from_numpy(u8.copy())[None])[0],
+           torch.from_numpy(split.normalize_numpy([u8])[0])]
+    return split if all(g.shape == want.shape and torch.equal(g, want) for g in got) else None
 
 
 def resolve_device(spec: str = "auto") -> str:
@@ -37,6 +116,8 @@ class ImageEncoder:
         dim: output dimension D.
         device: ``cpu`` / ``cuda``.
         pretrained: weights tag or path; ``None`` means random initialisation.
+        split: ``preprocess`` split into uint8 PIL steps + batched normalisation, when the
+            model's transform allows it (see :func:`split_preprocess`).
     """
 
     name: str
@@ -45,11 +126,21 @@ class ImageEncoder:
     dim: int
     device: str
     pretrained: str | None
+    split: SplitPreprocess | None = None
 
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> np.ndarray:
-        """Embed a preprocessed batch ``(B, 3, H, W)``; returns ``(B, D) float32``, L2-normalised."""
+        """Embed a batch; returns ``(B, D) float32``, L2-normalised.
+
+        Args:
+            batch: ``(B, 3, H, W) float`` from ``preprocess``, or ``(B, H, W, 3) uint8`` from
+                ``split.to_uint8`` (normalised here, on the device).
+        """
         batch = batch.to(self.device, non_blocking=True)
+        if batch.dtype == torch.uint8:
+            if self.split is None:
+                raise ValueError(f"{self.name}: preprocessing cannot take uint8 batches")
+            batch = self.split.normalize(batch)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")):
             out = self.model(batch)
         out = torch.nn.functional.normalize(out.float(), dim=-1)
@@ -88,7 +179,8 @@ def _build_image_encoder(name: str, pretrained: str | None, device: str,
         cfg = timm.data.resolve_data_config({"input_size": (3, img_size, img_size)}, model=model)
         preprocess = timm.data.create_transform(**cfg)
         model = model.eval().to(device)
-        return ImageEncoder(name, model, preprocess, model.num_features, device, pretrained)
+        return ImageEncoder(name, model, preprocess, model.num_features, device, pretrained,
+                            split_preprocess(preprocess))
     import open_clip
 
     if name not in open_clip.list_models() and not name.startswith("hf-hub:"):
@@ -102,7 +194,8 @@ def _build_image_encoder(name: str, pretrained: str | None, device: str,
     with torch.inference_mode():  # D from one forward: towers expose it under different names
         probe = preprocess(Image.new("RGB", (img_size, img_size)))[None].to(device)
         dim = model.encode_image(probe).shape[-1]
-    return ImageEncoder(name, model.encode_image, preprocess, int(dim), device, pretrained)
+    return ImageEncoder(name, model.encode_image, preprocess, int(dim), device, pretrained,
+                        split_preprocess(preprocess))
 
 
 class MiniLMTextEncoder:

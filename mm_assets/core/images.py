@@ -10,6 +10,9 @@ machine-readable reason. Rules (stated once, used by hashing and embedding alike
   (16-bit: scaled to 8 bit by the image's own bit depth, ``v >> (bits - 8)``), RGB.
 - Pixel cap: images with more than ``max_pixels`` pixels are refused as ``decompression_bomb``
   before any pixel is decoded.
+
+:func:`decode_rgb` applies the same rules and returns RGB (alpha composited on white), the
+embedding path's input; it may decode JPEGs at reduced DCT scale (``min_side``).
 """
 
 from __future__ import annotations
@@ -94,6 +97,38 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         ImageError: with reason ``empty_image``, ``zero_size_image``, ``decompression_bomb``,
             ``truncated_image`` or ``corrupt_image``.
     """
+    return _decode(data, max_pixels, None, _to_rgba)
+
+
+def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None
+               ) -> Image.Image:
+    """Decode to RGB: the pixels of ``to_rgb(decode(data, max_pixels))`` (alpha composited on
+    white), without the RGBA round trip for opaque images.
+
+    Args:
+        data: encoded image bytes.
+        max_pixels: largest width × height accepted (pixels, of the full-size image).
+        min_side: when set, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg DCT
+            scaling, ``Image.draft``) as long as its shortest side stays ≥ ``min_side`` pixels;
+            use the size the image is resized to next. ``None``: full size, pixel-identical to
+            ``to_rgb(decode(...))``.
+
+    Returns:
+        ``PIL.Image`` in mode RGB, EXIF-oriented, first frame.
+
+    Raises:
+        ImageError: as :func:`decode`.
+    """
+    return _decode(data, max_pixels, min_side, _to_rgb_direct)
+
+
+def _to_rgb_direct(im: Image.Image) -> Image.Image:
+    if im.mode in ("RGB", "L", "CMYK", "YCbCr") and "transparency" not in im.info:
+        return im if im.mode == "RGB" else im.convert("RGB")  # opaque: nothing to composite
+    return to_rgb(_to_rgba(im))
+
+
+def _decode(data: bytes, max_pixels: int, min_side: int | None, finish) -> Image.Image:
     if not data:
         raise ImageError("empty_image", "zero-byte image")
     try:
@@ -106,9 +141,12 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
             if w * h > max_pixels:
                 raise ImageError("decompression_bomb", f"{w}x{h} > {max_pixels} pixels")
             im.seek(0)
+            if min_side and im.format in ("JPEG", "MPO") and min(w, h) >= 2 * min_side:
+                # scale = largest of 8, 4, 2 ≤ min(w, h) // min_side: shortest side ≥ min_side
+                im.draft(im.mode, (min_side, min_side))
             im.load()
             im = ImageOps.exif_transpose(im) or im
-            return _to_rgba(im)
+            return finish(im)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:

@@ -10,6 +10,7 @@ from PIL import Image
 from mm_assets.core.cluster import ClusterConfig, spherical_kmeans
 from mm_assets.core.embed import embed_images, embed_shard
 from mm_assets.core.encoders import build_image_encoder, build_text_encoder
+from mm_assets.core.images import decode, decode_rgb, to_rgb
 from mm_assets.core.records import Sample
 from mm_assets.core.semdedup import SemDedupConfig, semdedup_space
 
@@ -28,6 +29,51 @@ def test_real_architectures_embed_every_image_mode(pillow_images, name, dim):
     assert vecs.shape == (len(ODD), dim) and enc.dim == dim
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
     assert np.isfinite(vecs).all()
+
+
+@pytest.mark.parametrize("name", ["ViT-B-32", "vit_small_patch14_dinov2"])
+def test_split_preprocessing_without_draft_is_bit_identical_to_the_model_transform(
+        pillow_images, name):
+    import torch
+
+    enc = build_image_encoder(name, None, "cpu")
+    assert enc.split is not None and enc.split.min_side == 224
+    blobs = [(pillow_images / n).read_bytes() for n in ODD]
+    want = torch.stack([enc.preprocess(to_rgb(decode(b))) for b in blobs])
+    u8 = [enc.split.to_uint8(decode_rgb(b)) for b in blobs]
+    assert torch.equal(torch.from_numpy(enc.split.normalize_numpy(u8)), want)
+    assert torch.equal(enc.split.normalize(torch.from_numpy(np.stack(u8))), want)
+    vecs, _ = embed_images(blobs, enc, 4, 0, 64_000_000, draft=False)
+    np.testing.assert_array_equal(vecs, np.concatenate([enc.forward(want[:4]),
+                                                        enc.forward(want[4:])]))
+
+
+def _jpeg(w, h, mode="RGB", exif_orientation=None):
+    yy, xx = np.mgrid[0:h, 0:w]
+    a = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) % 256], -1).astype(np.uint8)
+    im = Image.fromarray(a).convert(mode)
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    if exif_orientation:
+        exif[0x0112] = exif_orientation
+    im.save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode,orientation", [("RGB", None), ("CMYK", None), ("L", None),
+                                              ("RGB", 6)])
+def test_jpeg_draft_keeps_the_shortest_side_at_least_the_resize_size(mode, orientation):
+    blob = _jpeg(1000, 600, mode, orientation)
+    full = decode_rgb(blob)
+    drafted = decode_rgb(blob, min_side=224)
+    assert drafted.mode == "RGB" and min(drafted.size) >= 224
+    assert drafted.size == ((500, 300) if orientation is None else (300, 500))
+    assert full.size == ((1000, 600) if orientation is None else (600, 1000))
+    assert full.tobytes() == to_rgb(decode(blob)).tobytes()
+    small = full.resize(drafted.size, Image.Resampling.BICUBIC, reducing_gap=None)
+    diff = np.abs(np.asarray(small, np.int16) - np.asarray(drafted, np.int16))
+    assert diff.mean() < 3  # same picture, only the reduction filter differs
+    assert decode_rgb(_jpeg(400, 300), min_side=224).size == (400, 300)  # < 2x: full size
 
 
 def test_random_init_is_the_same_in_every_build():
