@@ -8,11 +8,14 @@ the region from ``AWS_DEFAULT_REGION``.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import uuid
 from dataclasses import dataclass
 
 import pytest
+from PIL import Image
 
 FAKE_ENV = {"AWS_ACCESS_KEY_ID": "mm-test-key-id", "AWS_SECRET_ACCESS_KEY": "mm-test-secret",
             "AWS_DEFAULT_REGION": "us-east-1"}
@@ -64,3 +67,24 @@ def s3_bucket(s3_server) -> str:
     name = f"mm-{uuid.uuid4().hex[:12]}"
     s3_server.client().create_bucket(Bucket=name)
     return name
+
+
+def jsonl_drop(tag: str, n: int, image: str | None = None) -> bytes:
+    """A JSONL drop of ``n`` LLaVA records (the first one with ``image``, when given)."""
+    rows = []
+    for i in range(n):
+        row = {"id": f"{tag}{i}", "conversations": [
+            {"from": "human", "value": f"Question {i} about {tag}?"},
+            {"from": "gpt", "value": f"Answer {i}: {tag} has {i + 2} parts."}]}
+        if image and i == 0:
+            row["image"] = image
+            row["conversations"][0]["value"] = "<image>\n" + row["conversations"][0]["value"]
+        rows.append(json.dumps(row))
+    return ("\n".join(rows) + "\n").encode()
+
+
+def png_bytes() -> bytes:
+    """A 40×30 red PNG."""
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 60, 20)).save(buf, format="PNG")
+    return buf.getvalue()

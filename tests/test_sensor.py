@@ -5,13 +5,11 @@ daemon does with a tick's result is done here too: partitions are added, then th
 runs are materialized for their shards.
 """
 
-import io
 import json
 
 import pytest
 from dagster import AssetKey, build_sensor_context, instance_for_test
-from PIL import Image
-from s3_fixtures import s3_bucket, s3_server  # noqa: F401
+from s3_fixtures import jsonl_drop, png_bytes, s3_bucket, s3_server  # noqa: F401
 
 from mm_assets.core.ingest import read_manifest
 from mm_assets.definitions import PER_SHARD
@@ -19,25 +17,6 @@ from mm_assets.runner import run_graph
 from resources.models import EmbedderResource, LanguageModelResource
 from resources.storage import StorageResource
 from sensors.new_data import DropSettings, new_data_sensor, partition_batches, select_ready
-
-
-def _jsonl(tag: str, n: int, image: str | None = None) -> bytes:
-    rows = []
-    for i in range(n):
-        row = {"id": f"{tag}{i}", "conversations": [
-            {"from": "human", "value": f"Question {i} about {tag}?"},
-            {"from": "gpt", "value": f"Answer {i}: {tag} has {i + 2} parts."}]}
-        if image and i == 0:
-            row["image"] = image
-            row["conversations"][0]["value"] = "<image>\n" + row["conversations"][0]["value"]
-        rows.append(json.dumps(row))
-    return ("\n".join(rows) + "\n").encode()
-
-
-def _png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (40, 30), (200, 60, 20)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 class Daemon:
@@ -69,10 +48,10 @@ def drop(s3_server, s3_bucket, monkeypatch):  # noqa: F811
 
 
 def _drop_three(put) -> None:
-    put("d1/img/red.png", _png())
-    put("d1/alpha.jsonl", _jsonl("alpha", 3, image="img/red.png"))
-    put("d1/beta.jsonl", _jsonl("beta", 2))
-    put("d2/gamma.jsonl", _jsonl("gamma", 4))
+    put("d1/img/red.png", png_bytes())
+    put("d1/alpha.jsonl", jsonl_drop("alpha", 3, image="img/red.png"))
+    put("d1/beta.jsonl", jsonl_drop("beta", 2))
+    put("d2/gamma.jsonl", jsonl_drop("gamma", 4))
 
 
 def test_three_drops_become_partitions_and_materialized_shards(drop):
@@ -124,7 +103,7 @@ def test_dropping_the_same_files_again_changes_nothing(drop):
 
 def test_a_file_still_growing_is_not_taken(drop):
     daemon, put = drop["daemon"], drop["put"]
-    full = _jsonl("delta", 6)
+    full = jsonl_drop("delta", 6)
     put("big.jsonl", full[: len(full) // 2])
     daemon.tick()
     put("big.jsonl", full)  # grew between ticks
@@ -137,7 +116,7 @@ def test_a_file_still_growing_is_not_taken(drop):
 def test_require_done_waits_for_the_marker(drop, monkeypatch):
     monkeypatch.setenv("MM_ASSETS_REQUIRE_DONE", "1")
     daemon, put = drop["daemon"], drop["put"]
-    put("eps.jsonl", _jsonl("eps", 2))
+    put("eps.jsonl", jsonl_drop("eps", 2))
     for _ in range(3):
         assert daemon.tick().run_requests == []
     put("eps.jsonl.done", b"")
@@ -147,7 +126,7 @@ def test_require_done_waits_for_the_marker(drop, monkeypatch):
 
 def test_watched_prefix_outside_the_root(drop, monkeypatch):
     store = drop["store"]
-    store.fs.pipe(f"{drop['bucket']}/landing/x.jsonl", _jsonl("zeta", 2))
+    store.fs.pipe(f"{drop['bucket']}/landing/x.jsonl", jsonl_drop("zeta", 2))
     monkeypatch.setenv("MM_ASSETS_INPUT", f"s3://{drop['bucket']}/landing")
     drop["daemon"].tick()
     [req] = drop["daemon"].tick().run_requests

@@ -8,7 +8,6 @@ uploads files and reads the instance: it never evaluates the sensor, adds a part
 launches a run itself. Runs use the default resources (CPU here), as the sensor launches them.
 """
 
-import io
 import json
 import logging
 import os
@@ -18,15 +17,14 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, DefaultSensorStatus
 from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType, TickStatus
 from dagster_procs import DAGSTER_YAML, DagsterProcs, daemon_cmd, dagster_home
-from PIL import Image
-from s3_fixtures import s3_bucket, s3_server  # noqa: F401
+from s3_fixtures import jsonl_drop, png_bytes, s3_bucket, s3_server  # noqa: F401
 
 from mm_assets.definitions import PER_SHARD
 from sensors.new_data import new_data_sensor
 
-# Each of the 3 runs starts 5 processes that import torch and loads ViT-B-32 (random init),
-# MiniLM and SmolLM2-135M on the CPU: 4-8 min measured from drop to the last materialization
-# on 2 cores shared with other test runs (load 5-9). Hence the generous limit.
+# Each of the 3 runs loads ViT-B-32 (random init), MiniLM and SmolLM2-135M on the CPU, in one
+# process per run (MM_ASSETS_EXECUTOR=in_process below): ~2.5 min for the whole test on 2 cores
+# (4-8 min with one process per step); the limit is generous for loaded machines.
 TIMEOUT_S = int(os.environ.get("MM_TEST_SENSOR_DAEMON_TIMEOUT_S", "900"))
 # One run at a time: three runs side by side on 2 cores only compete (measured: same wall time,
 # ~1.7x the CPU time).
@@ -35,30 +33,11 @@ YAML = DAGSTER_YAML.replace("dequeue_interval_seconds: 1",
 PER_SHARD_KEYS = [a.key for a in PER_SHARD]
 
 
-def _jsonl(tag: str, n: int, image: str | None = None) -> bytes:
-    rows = []
-    for i in range(n):
-        row = {"id": f"{tag}{i}", "conversations": [
-            {"from": "human", "value": f"Question {i} about {tag}?"},
-            {"from": "gpt", "value": f"Answer {i}: {tag} has {i + 2} parts."}]}
-        if image and i == 0:
-            row["image"] = image
-            row["conversations"][0]["value"] = "<image>\n" + row["conversations"][0]["value"]
-        rows.append(json.dumps(row))
-    return ("\n".join(rows) + "\n").encode()
-
-
-def _png() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (40, 30), (200, 60, 20)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 # Three shard files (one shard each) and an image the first one refers to.
-DROPS = {"d1/img/red.png": _png(),
-         "d1/alpha.jsonl": _jsonl("alpha", 3, image="img/red.png"),
-         "d1/beta.jsonl": _jsonl("beta", 2),
-         "d2/gamma.jsonl": _jsonl("gamma", 4)}
+DROPS = {"d1/img/red.png": png_bytes(),
+         "d1/alpha.jsonl": jsonl_drop("alpha", 3, image="img/red.png"),
+         "d1/beta.jsonl": jsonl_drop("beta", 2),
+         "d2/gamma.jsonl": jsonl_drop("gamma", 4)}
 
 
 class Watch:
