@@ -78,24 +78,32 @@ class AssetState:
     partition_keys: list[str] = field(default_factory=list)
     materialized: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
+    kind: str = "shards"  # the dynamic partitions it is split by: shards or recipes
 
 
 def describe_assets(gql: GraphQL, names: list[str]) -> list[AssetState]:
-    """Check that every name is an asset partitioned by ``shards``; fetch its partitions.
+    """Check that every name is an asset partitioned by ``shards`` (or all by ``recipes``:
+    ``mixtures``); fetch its partitions.
 
     Raises:
-        BackfillError: an unknown asset, or one that is not partitioned per shard.
+        BackfillError: an unknown asset, one that is not partitioned per shard or recipe, or
+            a selection mixing the two.
     """
     nodes = {"/".join(n["assetKey"]["path"]): n for n in gql(ASSETS_QUERY)["assetNodes"]}
     unknown = [n for n in names if n not in nodes]
     if unknown:
         raise BackfillError(f"unknown asset(s): {', '.join(unknown)}; known assets: "
                             f"{', '.join(sorted(nodes))}")
-    per_shard = sorted(n for n, node in nodes.items() if _dynamic_name(node) == "shards")
+    kinds = {n: _dynamic_name(node) for n, node in nodes.items()}
+    per_shard = sorted(n for n, k in kinds.items() if k in ("shards", "recipes"))
     wrong = [n for n in names if n not in per_shard]
     if wrong:
-        raise BackfillError(f"not partitioned per shard: {', '.join(wrong)}; backfill one of "
-                            f"{', '.join(per_shard)} (global assets: mm-assets run)")
+        raise BackfillError(f"not partitioned per shard or recipe: {', '.join(wrong)}; "
+                            f"backfill one of {', '.join(per_shard)} (global assets: "
+                            f"mm-assets run)")
+    if len({kinds[n] for n in names}) > 1:
+        raise BackfillError("per-recipe assets (mixtures) and per-shard assets need separate "
+                            "backfills")
     keys = [{"path": n.split("/")} for n in names]
     detail = {"/".join(n["assetKey"]["path"]): n
               for n in gql(DETAIL_QUERY, {"keys": keys})["assetNodes"]}
@@ -105,7 +113,7 @@ def describe_assets(gql: GraphQL, names: list[str]) -> list[AssetState]:
         status = node.get("assetPartitionStatuses") or {}
         states.append(AssetState(name, list(node["partitionKeys"]),
                                  set(status.get("materializedPartitions", [])),
-                                 set(status.get("failedPartitions", []))))
+                                 set(status.get("failedPartitions", [])), kinds[name]))
     return states
 
 
@@ -121,10 +129,11 @@ def select_keys(states: list[AssetState], spec: str, missing: bool) -> list[str]
     Raises:
         BackfillError: a malformed spec or a shard that is not a partition.
     """
-    from mm_assets.partitions import parse_shard_spec
+    from mm_assets.partitions import parse_recipe_spec, parse_shard_spec
 
+    parse = parse_recipe_spec if states[0].kind == "recipes" else parse_shard_spec
     try:
-        keys = parse_shard_spec(spec, states[0].partition_keys)
+        keys = parse(spec, states[0].partition_keys)
     except ValueError as e:
         raise BackfillError(str(e)) from e
     if missing:
@@ -202,11 +211,13 @@ def run_backfill(select: str, shards: str, missing: bool = False, dry_run: bool 
     try:
         if not assets:
             raise BackfillError("--select needs at least one asset")
-        keys = select_keys(describe_assets(gql, assets), shards, missing)
+        states = describe_assets(gql, assets)
+        keys = select_keys(states, shards, missing)
     except BackfillError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    what = f"{','.join(assets)} over {len(keys)} shard(s)"
+    unit = "recipe" if states[0].kind == "recipes" else "shard"
+    what = f"{','.join(assets)} over {len(keys)} {unit}(s)"
     if not keys:
         print(f"nothing to backfill: {what}")
         return 0

@@ -79,21 +79,27 @@ def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebD
 @app.command()
 def run(select: str = typer.Option("", "--select", help="comma-separated assets (default all)"),
         shards: str = typer.Option("all", "--shards", help="0-99, 3,5, 0000*, all"),
+        recipes: str = typer.Option("all", "--recipes",
+                                    help="mixtures partitions: names, globs (ppl_*), all"),
         missing: bool = typer.Option(False, "--missing", help="skip materialized partitions"),
         config: str = typer.Option("", "--config", help="YAML: {asset: {field: value}}"),
         root: str = RootOpt) -> None:
     """Materialize assets in process (no webserver needed), with progress."""
     _setup(root)
-    from mm_assets.partitions import parse_shard_spec
-    from mm_assets.runner import get_instance, run_graph
+    from mm_assets.partitions import parse_recipe_spec, parse_shard_spec
+    from mm_assets.runner import get_instance, register_recipes, run_graph
     from resources.storage import StorageResource
 
     instance = get_instance()
     try:
         keys = parse_shard_spec(shards, instance.get_dynamic_partitions("shards"))
         names = [s.strip() for s in select.split(",") if s.strip()] or None
+        chosen = None
+        if names is None or "mixtures" in names:
+            chosen = parse_recipe_spec(recipes, register_recipes(instance, StorageResource()))
         t0 = time.time()
-        summary = run_graph(instance, select=names, shards=keys, missing_only=missing,
+        summary = run_graph(instance, select=names, shards=keys, recipes=chosen,
+                            missing_only=missing,
                             run_config=_asset_config(config),
                             progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True))
     except ValueError as e:

@@ -22,6 +22,25 @@ GPU_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {
     "limits": {"nvidia.com/gpu": "1"}}}}}
 
 
+def parse_recipe_spec(spec: str, known: list[str]) -> list[str]:
+    """Recipe names from ``all``, ``a,b`` or globs (``ppl_*``), checked against ``known``.
+
+    Raises:
+        ValueError: a name matches no known recipe.
+    """
+    import fnmatch
+
+    if spec.strip() in ("", "all", "*"):
+        return list(known)
+    wanted: list[str] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        hits = [k for k in known if fnmatch.fnmatchcase(k, part)]
+        if not hits:
+            raise ValueError(f"unknown recipe {part!r}; known: {sorted(known)}")
+        wanted.extend(hits)
+    return list(dict.fromkeys(wanted))
+
+
 def parse_shard_spec(spec: str, known: list[str]) -> list[str]:
     """Shard ids from ``0-99``, ``3,5,7``, ``0000*`` or ``all``, checked against ``known``.
 

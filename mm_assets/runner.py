@@ -57,6 +57,13 @@ def register_recipes(instance: DagsterInstance, storage: StorageResource) -> lis
     return names
 
 
+def _root_cause(error) -> str:
+    """The innermost error of a Dagster ``SerializableErrorInfo`` as ``Type: message``."""
+    while error.cause is not None:
+        error = error.cause
+    return " ".join(error.message.split())[:500]
+
+
 def run_graph(instance: DagsterInstance, resources: dict | None = None,
               select: list[str] | None = None, shards: list[str] | None = None,
               recipes: list[str] | None = None, run_config: dict | None = None,
@@ -103,7 +110,10 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
                                  raise_on_error=False)
             summary.runs += 1
             if not result.success:
-                summary.failed.append(f"{'+'.join(chosen)}[{key or 'global'}] run {result.run_id}")
+                why = [_root_cause(e.step_failure_data.error)
+                       for e in result.get_step_failure_events() if e.step_failure_data.error]
+                summary.failed.append(f"{'+'.join(chosen)}[{key or 'global'}] run "
+                                      f"{result.run_id}" + (f": {why[0]}" if why else ""))
                 continue
             for n in chosen:
                 for mat in result.asset_materializations_for_node(n):

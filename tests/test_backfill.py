@@ -51,6 +51,8 @@ def stack(tmp_path_factory):
     assert _ingest(root, tmp) == SHARDS
     instance = DagsterInstance.from_config(str(home))
     instance.add_dynamic_partitions("shards", SHARDS)
+    instance.add_dynamic_partitions("recipes", ["curated_all", "ppl_deciles_0_2",
+                                                "ppl_deciles_3_5", "ppl_deciles_6_9"])
     resources = {"storage": StorageResource(root=str(root)), "embedder": EmbedderResource(),
                  "lm": LanguageModelResource()}
     assert run_graph(instance, resources, select=["raw_shards"], shards=SHARDS).failed == []
@@ -77,13 +79,18 @@ def test_dry_run_prints_the_keys_and_launches_nothing(stack):
     assert code == 0
     assert out.splitlines()[1:] == SHARDS[:10]
     assert stack["instance"].get_backfills() == []
+    code, out, _ = _cli(stack, "--select", "mixtures", "--shards", "ppl_deciles_*", "--dry-run")
+    assert code == 0 and "over 3 recipe(s)" in out
+    assert out.splitlines()[1:] == ["ppl_deciles_0_2", "ppl_deciles_3_5", "ppl_deciles_6_9"]
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--select", "image_hashes,nope", "--shards", "0-9"], "unknown asset(s): nope"),
     (["--select", "image_hashes", "--shards", "0-12"], "unknown shard(s) ['000012']"),
     (["--select", "image_hashes", "--shards", "9-3"], "bad shard range '9-3'"),
-    (["--select", "clusters", "--shards", "0-9"], "not partitioned per shard: clusters"),
+    (["--select", "clusters", "--shards", "0-9"], "not partitioned per shard or recipe: clusters"),
+    (["--select", "mixtures,image_hashes", "--shards", "0-9"], "need separate backfills"),
+    (["--select", "mixtures", "--shards", "nope"], "unknown recipe 'nope'"),
 ])
 def test_unknown_asset_or_shard_is_a_clear_error(stack, args, message):
     code, out, err = _cli(stack, *args)

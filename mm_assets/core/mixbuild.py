@@ -64,7 +64,10 @@ def iter_source(store: Store, spec: SourceSpec, quarantine: list[Quarantined],
         raise FileNotFoundError(f"source {spec.name!r}: no .tar shards under {spec.wds}")
     for p in shards:
         header = {"kind": "webdataset", "input": fs.unstrip_protocol(p), "source": spec.name}
+        q0 = len(quarantine)
         yield from build_samples(header, [], RawShardConfig(), quarantine)
+        for q in quarantine[q0:]:
+            q.stage = "mixtures"
 
 
 def answer_text(s: Sample) -> str:
@@ -83,7 +86,9 @@ class Candidates:
 
 
 def _keyed(recipe: Recipe, spec: SourceSpec, s: Sample) -> str:
-    return f"{spec.name}-{s.key}" if len(recipe.sources) > 1 else s.key
+    """Candidate key: external samples are keyed ``{name}-{key in the tar}`` already; asset
+    samples get the ``{name}-`` prefix when the recipe has several sources."""
+    return f"{spec.name}-{s.key}" if len(recipe.sources) > 1 and spec.asset else s.key
 
 
 def collect(store: Store, recipe: Recipe, clusters: dict[str, str], count_tokens
@@ -96,6 +101,7 @@ def collect(store: Store, recipe: Recipe, clusters: dict[str, str], count_tokens
     removed = out.counts.removed
     for spec in recipe.sources:
         digest, n0, q0 = xxhash.xxh3_128(), out.counts.n_in, len(out.quarantine)
+        dropped = removed["exact_duplicate"]
         for s in iter_source(store, spec, out.quarantine, removed):
             out.counts.n_in += 1
             source_digest(digest, s)
@@ -113,6 +119,7 @@ def collect(store: Store, recipe: Recipe, clusters: dict[str, str], count_tokens
                 continue
             out.cands[key] = candidate(s, clusters.get(s.key, "none"), count_tokens,
                                        spec.name, key)
+        out.counts.n_in += removed["exact_duplicate"] - dropped  # read, then removed
         out.sources[spec.name] = {
             "asset": spec.asset, "wds": spec.wds, "digest_xxh3": digest.hexdigest(),
             "samples": out.counts.n_in - n0, "quarantined": len(out.quarantine) - q0,

@@ -204,6 +204,12 @@ def draw(cands: list[Candidate], recipe: Recipe) -> Draw:
         RecipeError: a stratum (or the token total) runs short and the recipe says ``fail``.
     """
     plan = _Plan(cands, recipe)
+    if not any(plan.available.values()):
+        raise RecipeError(f"recipe {recipe.name!r} selects no samples: {len(cands)} eligible "
+                          f"after filters, none with a weight > 0 (decile_weights, "
+                          f"cluster_weights)" if cands else
+                          f"recipe {recipe.name!r} selects no samples: no source sample is "
+                          f"eligible (empty source, deciles range or min_answer_tokens)")
     total = _total_for_tokens(plan, recipe) if recipe.total_tokens else None
     per_stratum = plan_counts(recipe, plan.available, total)
     picks, per_cluster, replaced = plan.pick(per_stratum)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from importlib import resources as ir
 
+import yaml
+
 from .mixing import Recipe, RecipeError, parse_recipe
 from .storage import Store
 
@@ -32,7 +34,12 @@ def load_recipe(store: Store, name: str) -> Recipe:
     texts = all_recipes(store)
     if name not in texts:
         raise RecipeError(f"unknown recipe {name!r}; known: {sorted(texts)}")
-    recipe = parse_recipe(texts[name])
+    try:
+        recipe = parse_recipe(texts[name])
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{name}.yaml: not valid YAML: {' '.join(str(e).split())}") from e
+    except RecipeError as e:
+        raise RecipeError(f"{name}.yaml: {e}") from e
     if recipe.name != name:
         raise RecipeError(f"name: recipe file {name}.yaml declares name {recipe.name!r}")
     return recipe

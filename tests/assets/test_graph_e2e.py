@@ -11,7 +11,7 @@ from dagster import AssetCheckKey, AssetKey
 from PIL import Image
 
 from mm_assets.core.ingest import read_manifest
-from mm_assets.runner import ORDER
+from mm_assets.runner import ORDER, run_graph
 
 LMMS = ["single_image.json", "single_image_has_text_only.json", "multi_images.json",
         "celeba_image_train.json", "celeba_image_eval.json"]  # as in conftest.py
@@ -48,6 +48,28 @@ def test_counts_checks_passed_in_the_instance(graph):
             [AssetCheckKey(AssetKey(asset), "counts_reconcile")])
         [execution] = ev.values()
         assert execution.status.value == "SUCCEEDED", asset
+    # the latest check is one partition; every recipe's materialization must reconcile too
+    mats = instance.fetch_materializations(AssetKey("mixtures"), limit=1000).records
+    by_recipe = {}
+    for m in mats:
+        by_recipe.setdefault(m.asset_materialization.partition, m.asset_materialization.metadata)
+    assert {"exact_dedup", "baseline_raw", "curated_rephrased_3to1"} <= set(by_recipe)
+    for name, md in by_recipe.items():
+        v = {k: md[k].value for k in ("n_in", "n_out", "n_removed", "n_quarantined")}
+        assert v["n_in"] == v["n_out"] + v["n_removed"] + v["n_quarantined"], (name, v)
+
+
+def test_a_bad_recipe_fails_with_its_message(graph):
+    store, instance = graph["store"], graph["instance"]
+    store.write_bytes("recipes/zz_bad.yaml", b"name: zz_bad\nsource: curated\ntotal: 100000\n")
+    instance.add_dynamic_partitions("recipes", ["zz_bad"])
+    try:
+        summary = run_graph(instance, graph["resources"], select=["mixtures"],
+                            recipes=["zz_bad"])
+    finally:
+        store.rm("recipes/zz_bad.yaml")
+    [failed] = summary.failed
+    assert "mixtures[zz_bad]" in failed and "not enough samples" in failed, failed
 
 
 def test_byte_identical_duplicates_are_grouped(graph):

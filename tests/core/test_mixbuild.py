@@ -208,3 +208,53 @@ def test_decile_range_and_min_answer_tokens_are_counted(root):
     short = sum(1 for i in kept if 2 + i % 7 < 4)  # "Answer {i} word..." has 2 + i%7 words
     assert found.counts.removed["filtered_min_answer_tokens"] == short
     assert len(found.cands) == 30 - short
+
+
+def test_exact_dedup_source_reconciles_and_empty_selections_fail(tmp_path):
+    import polars as pl
+
+    store = Store(str(tmp_path))
+    with store.open_write("raw_shards/000000.tar") as f:
+        write_samples(f, [_sample(i, i % 4 == 0, i % 10) for i in range(20)])
+    store.write_parquet("exact_duplicates/groups.parquet", pl.DataFrame({
+        "key": ["k0001", "k0002", "k0003"], "action": ["keep", "remove", "remove"]}))
+    r = parse_recipe("name: r\nsource: exact_dedup\n")
+    found = collect(store, r, {}, _count)
+    assert found.counts.n_in == 20 and found.counts.removed["exact_duplicate"] == 2
+    d = draw(list(found.cands.values()), r)
+    found.counts.n_out = len(d.order)
+    assert len(d.order) == 18 and found.counts.reconciles()
+    none = parse_recipe("name: r\nsource: exact_dedup\ndecile_weights: "
+                        "{0: 0, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 0, 7: 0, 8: 0, 9: 0}\n")
+    with pytest.raises(RecipeError, match="selects no samples: 18 eligible after filters"):
+        draw(list(found.cands.values()), none)
+    with pytest.raises(RecipeError, match="selects no samples: no source sample is eligible"):
+        draw([], r)
+
+
+def test_external_keys_and_quarantine_rows(root):
+    store, ext = root
+    r = parse_recipe(f"name: r\nsources: [curated, {{name: web, wds: '{ext}'}}]\n")
+    found = collect(store, r, {}, _count)
+    web = [c for c in found.cands.values() if c.origin == "web"]
+    assert all(c.key.startswith("web-") and not c.key.startswith("web-web-") for c in web)
+    assert all(c.key.startswith("curated-k") for c in found.cands.values() if c.origin == "curated")
+    assert [(q.stage, q.reason) for q in found.quarantine] == [("mixtures", "corrupt_image")]
+
+
+def test_recipe_file_errors_name_the_file(tmp_path):
+    from mm_assets.core.recipes import load_recipe
+    from mm_assets.partitions import parse_recipe_spec
+
+    store = Store(str(tmp_path))
+    store.write_bytes("recipes/broken.yaml", b"name: broken\nratio: {text: 1\n")
+    with pytest.raises(RecipeError, match="broken.yaml: not valid YAML"):
+        load_recipe(store, "broken")
+    store.write_bytes("recipes/typo.yaml", b"name: typo\ntotl: 3\n")
+    with pytest.raises(RecipeError, match=r"typo.yaml: unknown field\(s\) \['totl'\]"):
+        load_recipe(store, "typo")
+    known = ["ppl_deciles_0_2", "ppl_deciles_3_5", "curated_all"]
+    assert parse_recipe_spec("ppl_*", known) == known[:2]
+    assert parse_recipe_spec("all", known) == known
+    with pytest.raises(ValueError, match="unknown recipe 'nope'"):
+        parse_recipe_spec("curated_all,nope", known)
