@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from dagster import BackfillPolicy, DynamicPartitionsDefinition
+import warnings
+
+from dagster import BackfillPolicy, BetaWarning, DynamicPartitionsDefinition
+
+# BackfillPolicy on assets is a Dagster beta parameter we rely on on purpose; say so once, in
+# the README, rather than on every import of the definitions.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
 shards = DynamicPartitionsDefinition(name="shards")
 recipes = DynamicPartitionsDefinition(name="recipes")

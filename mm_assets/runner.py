@@ -29,9 +29,14 @@ ORDER = [a for _, names in LAYERS for a in names]
 
 
 def get_instance() -> DagsterInstance:
-    """The persistent instance at ``$DAGSTER_HOME`` (default ``./.mm_assets/dagster_home``)."""
-    home = os.environ.setdefault("DAGSTER_HOME", str(Path(".mm_assets/dagster_home").resolve()))
-    Path(home).mkdir(parents=True, exist_ok=True)
+    """The persistent instance at ``$DAGSTER_HOME`` (default ``./.mm_assets/dagster_home``,
+    created with a ``dagster.yaml`` that only turns telemetry off)."""
+    default = "DAGSTER_HOME" not in os.environ
+    home = Path(os.environ.setdefault("DAGSTER_HOME",
+                                      str(Path(".mm_assets/dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    if default and not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     return DagsterInstance.get()
 
 
