@@ -59,7 +59,8 @@ def s3_graph(s3_server, shared, tmp_path_factory):  # noqa: F811
         instance.add_dynamic_partitions("shards", shards)
         summary = run_graph(instance, resources, run_config=run_config)
         yield {"store": store, "bucket": bucket, "summary": summary, "shards": shards,
-               "instance": instance, "server": s3_server, "lf": lf, "ex": ex}
+               "instance": instance, "server": s3_server, "lf": lf, "ex": ex,
+               "resources": resources, "shared": shared}
     import fsspec
 
     fsspec.config.conf.pop("s3", None)  # endpoint + credentials registered by store()
@@ -134,6 +135,33 @@ def test_mixture_shards_stream_from_s3_with_webdataset(s3_graph):
         meta = json.loads(sample["json"])
         assert meta["key"] == sample["__key__"] and meta["conversations"]
         assert [n for n in meta["images"] if n not in sample] == []
+
+
+def test_a_mixture_with_an_external_s3_webdataset_prefix(s3_graph):
+    """Two sources, one of them a WebDataset prefix in the bucket; byte-limited shards on S3."""
+    store, bucket = s3_graph["store"], s3_graph["bucket"]
+    tgz = s3_graph["shared"] / "wds" / "webdataset" / "testdata" / "testgz.tar"
+    store.fs.put(str(tgz), f"{bucket}/ext/a.tar")
+    store.write_bytes("recipes/s3_web.yaml", (
+        f"name: s3_web\nsources: [curated, {{name: web, wds: 's3://{bucket}/ext/'}}]\n"
+        "ratio: {curated: 1, web: 1}\nseed: 3\nshard_size: 20KB\n").encode())
+    s3_graph["instance"].add_dynamic_partitions("recipes", ["s3_web"])
+    summary = run_graph(s3_graph["instance"], s3_graph["resources"], select=["mixtures"],
+                        recipes=["s3_web"])
+    assert summary.failed == []
+    m = store.read_json("mixtures/s3_web/manifest.json")
+    n = m["per_stratum"]["curated"]
+    assert n > 0 and m["per_stratum"] == {"curated": n, "web": n}
+    assert m["source"]["per_source"]["web"]["samples"] == 1000
+    assert m["source"]["per_source"]["web"]["wds"] == f"s3://{bucket}/ext/"
+    from mm_assets.core.wds import read_samples
+
+    for p in m["shards"]:  # ≤ 20 KB, or a single sample larger than that
+        with store.open_read(p) as f:
+            count = sum(1 for _ in read_samples(f))
+        assert store.fs.size(store.path(p)) <= 20_000 or count == 1
+    assert len(m["shards"]) > 1
+    assert m["shards"][0].startswith("mixtures/s3_web/")
 
 
 def test_credentials_never_reach_logs_metadata_or_run_storage(s3_graph):
