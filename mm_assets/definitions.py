@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import (
-    AssetSelection,
-    Definitions,
-    ExecutorDefinition,
-    ScheduleDefinition,
-    define_asset_job,
-    in_process_executor,
-)
+from dagster import Definitions, ExecutorDefinition, ScheduleDefinition, in_process_executor
 
 from mm_assets.assets.curated import curated
 from mm_assets.assets.dedup import exact_duplicates, image_hashes
@@ -21,6 +14,7 @@ from mm_assets.assets.mixtures import mixtures
 from mm_assets.assets.perplexity import ppl_deciles, ppl_scores
 from mm_assets.assets.raw import raw_shards
 from mm_assets.assets.semantic import clusters, semdedup
+from mm_assets.jobs import global_job, ingest_job, per_shard_job
 from mm_assets.partitions import GLOBAL_CRON
 from resources.models import EmbedderResource, LanguageModelResource
 from resources.storage import StorageResource
@@ -30,17 +24,6 @@ PER_SHARD = [raw_shards, image_hashes, embeddings, ppl_scores]
 GLOBAL_1 = [exact_duplicates, clusters, ppl_deciles, semdedup]
 ALL_ASSETS = [raw_shards, image_hashes, embeddings, ppl_scores, exact_duplicates, clusters,
               semdedup, ppl_deciles, curated, merged, rephrased, mixtures]
-
-global_job = define_asset_job(
-    "global_job", selection=AssetSelection.assets(*GLOBAL_1),
-    description="exact_duplicates, clusters, ppl_deciles and semdedup over all shards")
-nightly_global = ScheduleDefinition(
-    name="nightly_global", job=global_job, cron_schedule=GLOBAL_CRON,
-    description="global stages once a night, never on every shard")
-
-per_shard_job = define_asset_job(
-    "per_shard_job", selection=AssetSelection.assets(*PER_SHARD),
-    description="raw_shards, image_hashes, embeddings and ppl_scores for new shards")
 
 
 def executor_from_env() -> ExecutorDefinition | None:
@@ -62,6 +45,10 @@ def default_resources() -> dict:
             "lm": LanguageModelResource()}
 
 
+nightly_global = ScheduleDefinition(
+    name="nightly_global", job=global_job, cron_schedule=GLOBAL_CRON,
+    description="global stages once a night, never on every shard")
+
 defs = Definitions(assets=ALL_ASSETS, resources=default_resources(),
-                   jobs=[per_shard_job, global_job], schedules=[nightly_global],
+                   jobs=[per_shard_job, global_job, ingest_job], schedules=[nightly_global],
                    sensors=[new_data_sensor], executor=executor_from_env())

@@ -11,9 +11,12 @@ When a file is taken:
 - with ``MM_ASSETS_REQUIRE_DONE=1`` only once its marker ``FILE.done`` exists.
 
 What a tick does: ingest the files taken (at most ``max_files`` and about ``max_bytes`` per
-tick; the rest wait for the next tick) into shard manifests, add every ingested shard that is
-not yet a partition of ``shards`` (batches of at most 10,000 keys per request), and request one
-run of ``per_shard_job`` per new shard (``run_key=shard-{id}``, so a shard is never run twice by
+tick; the rest wait for the next tick) into shard manifests — JSON/JSONL drops larger than
+``inline_bytes`` (64 MiB) in one ``ingest_job`` run it requests instead, since a tick must end
+within Dagster's 60 s; no file is taken while such a run is queued or running — add every
+ingested shard that is not yet a partition of ``shards`` (batches of at most 10,000 keys per
+request; this also picks up the shards an ingest run wrote), and request one run of
+``per_shard_job`` per new shard (``run_key=shard-{id}``, so a shard is never run twice by
 the sensor). A file that cannot be ingested is logged and skipped until it changes.
 Re-uploading a file already taken changes nothing: the cursor knows its version,
 and ingest skips content it has seen (``inputs/_state.json``), also after a lost cursor.
@@ -35,8 +38,10 @@ from dataclasses import dataclass
 import fsspec
 from dagster import (
     AddDynamicPartitionsRequest,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     sensor,
@@ -44,6 +49,7 @@ from dagster import (
 
 from mm_assets.core.ingest import IngestConfig, plan_ingest
 from mm_assets.core.storage import Store
+from mm_assets.jobs import ingest_job, per_shard_job
 from resources.storage import StorageResource
 
 SUFFIXES = (".json", ".jsonl", ".tar", ".tgz", ".tar.gz")
@@ -72,6 +78,8 @@ class DropSettings:
         max_files: files taken per tick (> 0).
         max_bytes: bytes taken per tick; one file is always taken, whatever its size.
         shard_size: records per shard when ingesting JSON drops.
+        inline_bytes: JSON/JSONL drops up to this size are ingested inside the tick; larger
+            ones in an ``ingest_job`` run (a tick must finish within Dagster's 60 s limit).
     """
 
     prefix: str
@@ -79,6 +87,7 @@ class DropSettings:
     max_files: int = 50
     max_bytes: int = 4 << 30
     shard_size: int = 1000
+    inline_bytes: int = 64 << 20
 
     def __post_init__(self) -> None:
         if self.max_files <= 0 or self.max_bytes <= 0:
@@ -87,12 +96,15 @@ class DropSettings:
     @classmethod
     def from_env(cls, store: Store) -> DropSettings:
         """Read ``MM_ASSETS_INPUT``, ``MM_ASSETS_REQUIRE_DONE``, ``MM_ASSETS_SHARD_SIZE``,
-        ``MM_ASSETS_SENSOR_MAX_FILES`` and ``MM_ASSETS_SENSOR_MAX_BYTES`` now."""
+        ``MM_ASSETS_SENSOR_MAX_FILES``, ``MM_ASSETS_SENSOR_MAX_BYTES`` and
+        ``MM_ASSETS_SENSOR_INLINE_BYTES`` now."""
         return cls(prefix=os.environ.get("MM_ASSETS_INPUT") or store.url("incoming"),
                    require_done=os.environ.get("MM_ASSETS_REQUIRE_DONE", "") == "1",
                    max_files=int(os.environ.get("MM_ASSETS_SENSOR_MAX_FILES", "50")),
                    max_bytes=int(os.environ.get("MM_ASSETS_SENSOR_MAX_BYTES", str(4 << 30))),
-                   shard_size=int(os.environ.get("MM_ASSETS_SHARD_SIZE", "1000")))
+                   shard_size=int(os.environ.get("MM_ASSETS_SHARD_SIZE", "1000")),
+                   inline_bytes=int(os.environ.get("MM_ASSETS_SENSOR_INLINE_BYTES",
+                                                   str(64 << 20))))
 
 
 def watch_fs(store: Store, prefix: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -168,24 +180,47 @@ def _url(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return path if "file" in protos or "local" in protos else fs.unstrip_protocol(path)
 
 
-@sensor(job_name="per_shard_job", minimum_interval_seconds=sensor_interval_s(),
+def ingest_in_flight(instance) -> bool:
+    """Whether an ``ingest_job`` run is queued or running (ingest state is written by one
+    ingest at a time: the tick then neither ingests nor requests another one)."""
+    return bool(instance.get_run_ids(RunsFilter(job_name=ingest_job.name, statuses=[
+        DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED]), limit=1))
+
+
+@sensor(jobs=[per_shard_job, ingest_job], minimum_interval_seconds=sensor_interval_s(),
         default_status=DefaultSensorStatus.RUNNING)
 def new_data_sensor(context: SensorEvaluationContext, storage: StorageResource) -> SensorResult:
     """New shard files and LLaVA JSON/JSONL drops under the input prefix -> shards -> runs."""
     store = storage.store()
     settings = DropSettings.from_env(store)
     fs, base = watch_fs(store, settings.prefix)
-    cursor = json.loads(context.cursor) if context.cursor else {}
+    old = json.loads(context.cursor) if context.cursor else {}
     files, marked = list_drops(fs, base)
-    taken, cursor = select_ready(files, cursor, settings, marked)
+    requests = []
+    if ingest_in_flight(context.instance):  # take nothing now: the files wait for a later tick
+        taken, cursor = [], old
+    else:
+        taken, cursor = select_ready(files, old, settings, marked)
     cfg = IngestConfig(shard_size=settings.shard_size)
-    for path in taken:  # one by one: an unreadable file is logged, it does not block the rest
+    large = [p for p in taken if not p.endswith(SUFFIXES[2:]) and files[p][0] >
+             settings.inline_bytes]
+    if large:
+        urls = [_url(fs, p) for p in large]
+        requests.append(RunRequest(
+            job_name=ingest_job.name,
+            run_key="ingest-" + ",".join(f"{p}@{files[p][1]}" for p in large),
+            run_config={"ops": {"ingest_drops": {"config": {
+                "urls": urls, "shard_size": settings.shard_size}}}}))
+        context.log.info(f"requested an ingest run for {len(large)} large drop(s)")
+    for path in (p for p in taken if p not in large):  # an unreadable file does not block
         try:
             new = plan_ingest(store, [_url(fs, path)], None, cfg)
             context.log.info(f"took {path}: {len(new)} new shard(s)")
         except (OSError, ValueError) as e:
             context.log.error(f"cannot ingest {path} (taken again once re-uploaded): {e}")
     fresh = unregistered_shards(store, set(context.instance.get_dynamic_partitions("shards")))
-    requests = [RunRequest(run_key=f"shard-{s}", partition_key=s) for s in fresh]
+    requests += [RunRequest(run_key=f"shard-{s}", partition_key=s, job_name=per_shard_job.name)
+                 for s in fresh]
     return SensorResult(run_requests=requests, dynamic_partitions_requests=partition_batches(fresh),
                         cursor=json.dumps(cursor, sort_keys=True))

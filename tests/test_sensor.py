@@ -37,7 +37,8 @@ class Daemon:
 
 @pytest.fixture
 def drop(s3_server, s3_bucket, monkeypatch):  # noqa: F811
-    for var in ("MM_ASSETS_INPUT", "MM_ASSETS_REQUIRE_DONE", "MM_ASSETS_SHARD_SIZE"):
+    for var in ("MM_ASSETS_INPUT", "MM_ASSETS_REQUIRE_DONE", "MM_ASSETS_SHARD_SIZE",
+                "MM_ASSETS_SENSOR_INLINE_BYTES"):
         monkeypatch.delenv(var, raising=False)
     storage = StorageResource(root=f"s3://{s3_bucket}/root", endpoint_url=s3_server.endpoint)
     store = storage.store()
@@ -163,3 +164,37 @@ def test_a_changed_file_is_taken_again_and_deleted_files_leave_the_cursor(tmp_pa
     taken, cursor = select_ready({a: [12, "v2"]}, cursor, settings)  # a changed, b deleted
     assert taken == [] and cursor == {"seen": {a: [12, "v2"]}, "taken": {a: "v1"}}
     assert select_ready({a: [12, "v2"]}, cursor, settings)[0] == [a]
+
+
+def test_large_drops_are_ingested_in_a_run_not_in_the_tick(drop, monkeypatch):
+    from dagster import DagsterRunStatus
+
+    from mm_assets.jobs import ingest_job
+
+    monkeypatch.setenv("MM_ASSETS_SENSOR_INLINE_BYTES", "300")  # alpha (3 rows) is larger
+    _drop_three(drop["put"])
+    daemon, instance = drop["daemon"], drop["instance"]
+    daemon.tick()
+    second = daemon.tick()
+    ingest = [r for r in second.run_requests if r.job_name == "ingest_job"]
+    [req] = ingest
+    urls = req.run_config["ops"]["ingest_drops"]["config"]["urls"]
+    assert [u.rsplit("/", 1)[-1] for u in urls] == ["alpha.jsonl", "gamma.jsonl"]
+    small = [r.partition_key for r in second.run_requests if r.job_name == "per_shard_job"]
+    assert len(small) == 1  # beta (2 rows, < 300 bytes) was ingested inside the tick
+    # while the ingest run is queued, a new drop is not taken (ingest state has one writer)
+    run = instance.create_run_for_job(ingest_job, run_config=req.run_config)
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.NOT_STARTED
+    drop["put"]("d3/late.jsonl", jsonl_drop("late", 2))
+    daemon.tick()
+    assert daemon.tick().run_requests == [] and "late" not in daemon.cursor
+    instance.delete_run(run.run_id)
+    result = ingest_job.execute_in_process(run_config=req.run_config, instance=instance,
+                                           resources={"storage": drop["storage"]})
+    assert result.success
+    third = daemon.tick()  # the ingest run's shards become partitions and per-shard runs
+    assert sorted(r.partition_key for r in third.run_requests) == sorted(
+        set(instance.get_dynamic_partitions("shards")) - set(small))
+    assert len(instance.get_dynamic_partitions("shards")) == 3  # alpha, beta, gamma
+    daemon.tick()  # late.jsonl, seen unchanged since the third tick, is taken inline now
+    assert len(instance.get_dynamic_partitions("shards")) == 4

@@ -63,4 +63,5 @@ def test_automation_what_runs_when():
         assert "on_cron(0 3 * * *" in str(graph.get(AssetKey(name)).automation_condition)
     for name in ("raw_shards", "image_hashes", "embeddings", "ppl_scores", "mixtures"):
         assert graph.get(AssetKey(name)).automation_condition is None  # sensor / on request
-    assert defs.resolve_sensor_def("new_data_sensor").job_name == "per_shard_job"
+    targets = defs.resolve_sensor_def("new_data_sensor").targets
+    assert {t.job_name for t in targets} == {"per_shard_job", "ingest_job"}
