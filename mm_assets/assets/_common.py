@@ -10,7 +10,7 @@ from dagster import MaterializeResult, MetadataValue
 
 from mm_assets.core.records import QUARANTINE_SCHEMA, Quarantined, Sample
 from mm_assets.core.storage import Store
-from mm_assets.core.wds import read_samples, write_samples, write_shards
+from mm_assets.core.wds import read_samples, write_samples
 
 
 def shard_rel(asset: str, shard: str) -> str:
@@ -114,13 +114,6 @@ def md_table(df) -> MetadataValue:
     head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
     rows = "".join("| " + " | ".join(str(v) for v in r) + " |\n" for r in df.iter_rows())
     return MetadataValue.md(head + rows)
-
-
-def write_sharded(store: Store, asset: str, samples: Iterable[Sample], shard_size: int | None,
-                  shard_bytes: int | None = None) -> list[str]:
-    """``{asset}/{i:05d}.tar`` shards of at most ``shard_size`` samples and/or ``shard_bytes``
-    bytes, streamed; stale shards removed (:func:`mm_assets.core.wds.write_shards`)."""
-    return write_shards(store, asset, samples, shard_size, shard_bytes)
 
 
 def read_sharded(store: Store, asset: str):

@@ -11,13 +11,13 @@ from mm_assets.assets._common import (
     read_shard,
     read_sharded,
     upstream_shards,
-    write_sharded,
 )
 from mm_assets.checks import counts_result, counts_spec
 from mm_assets.core.merge import MergeConfig, merge_group
 from mm_assets.core.records import StageCounts
 from mm_assets.core.rephrase import RephraseConfig, rephrase_samples
 from mm_assets.core.storage import Store
+from mm_assets.core.wds import write_shards
 from mm_assets.partitions import CURATE_CRON, GPU_POOL, GPU_TAGS
 from resources.models import LanguageModelResource
 from resources.storage import StorageResource
@@ -66,7 +66,7 @@ def merged(context, config: MergedConfig, storage: StorageResource) -> Materiali
     shards = upstream_shards(store, "curated", ".tar")
     stats: Counter = Counter()
     with Timer() as t:
-        paths = write_sharded(store, "merged", _merged_stream(store, shards, cfg, stats),
+        paths = write_shards(store, "merged", _merged_stream(store, shards, cfg, stats),
                               config.shard_size)
     counts = StageCounts(stats["in"], stats["passthrough"] + stats["groups"])
     counts.removed["merged_into_group"] = stats["merged_members"]
@@ -99,7 +99,7 @@ def rephrased(context, config: RephrasedConfig, storage: StorageResource,
     stats: dict[str, int] = {}
     with Timer() as t:
         out = rephrase_samples(samples, model.generate, model.name, cfg, store, stats)
-        paths = write_sharded(store, "rephrased", out, config.shard_size)
+        paths = write_shards(store, "rephrased", out, config.shard_size)
     counts = StageCounts(len(samples), len(out))
     return MaterializeResult(metadata={
         **counts.as_metadata(), **{f"turns_{k}": v for k, v in sorted(stats.items())},
