@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mm_assets.core.dedup import hash_samples  # noqa: E402
-from mm_assets.core.hashing import bytes_hash  # noqa: E402
-from mm_assets.core.images import sniff_ext  # noqa: E402
-from mm_assets.core.records import Sample  # noqa: E402
-from mm_assets.core.wds import read_samples, write_samples  # noqa: E402
+from mm_assets.core.dedup.exact import hash_samples
+from mm_assets.core.dedup.hashing import bytes_hash
+from mm_assets.core.ingest.images import sniff_ext
+from mm_assets.core.records import Sample
+from mm_assets.core.shards import read_samples, write_samples
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -86,7 +86,7 @@ def read_and_full_hash(shards):
 
 GROUP_CODE = """
 import threading, time, numpy as np, polars as pl
-from mm_assets.core.dedup import exact_groups
+from mm_assets.core.dedup.exact import exact_groups
 n = {n}
 def now():
     for line in open("/proc/self/status"):

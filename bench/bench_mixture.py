@@ -21,14 +21,14 @@ import polars as pl
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dagster import DagsterInstance, materialize  # noqa: E402
+from dagster import DagsterInstance, materialize
 
-from bench._rss import Peak  # noqa: E402
-from mm_assets.core.records import Sample  # noqa: E402
-from mm_assets.core.storage import Store  # noqa: E402
-from mm_assets.core.wds import read_samples, write_samples  # noqa: E402
-from mm_assets.definitions import ALL_ASSETS, default_resources  # noqa: E402
-from resources.storage import StorageResource  # noqa: E402
+from bench._rss import Peak
+from mm_assets.core.records import Sample
+from mm_assets.core.shards import read_samples, write_samples
+from mm_assets.core.storage import Store
+from mm_assets.definitions import ALL_ASSETS, default_resources
+from resources.storage import StorageResource
 
 
 def build(root: Path, n: int, per_shard: int) -> None:

@@ -25,11 +25,11 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._rss import Peak  # noqa: E402
-from mm_assets.core.cluster import ClusterConfig, spherical_kmeans  # noqa: E402
-from mm_assets.core.embed import embed_images  # noqa: E402
-from mm_assets.core.encoders import build_image_encoder  # noqa: E402
-from mm_assets.core.semdedup import SemDedupConfig, rank_members, semdedup_scores  # noqa: E402
+from bench._rss import Peak
+from mm_assets.core.semantic.cluster import ClusterConfig, spherical_kmeans
+from mm_assets.core.semantic.embed import embed_images
+from mm_assets.core.semantic.encoders import build_image_encoder
+from mm_assets.core.semantic.semdedup import SemDedupConfig, rank_members, semdedup_scores
 
 
 def bench_embedding(n_images: int, rounds: int = 3) -> list[tuple]:

@@ -36,8 +36,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ppl_throughput import bare_forward, padding_share, timed, wiki_samples
 
-from mm_assets.core.lm import LoadedLM, load_lm, resolve_lm_path
-from mm_assets.core.ppl import PplConfig, encode_sample, length_batches, score_samples
+from mm_assets.core.quality.lm import LoadedLM, load_lm, resolve_lm_path
+from mm_assets.core.quality.ppl import PplConfig, encode_sample, length_batches, score_samples
 from mm_assets.core.records import Sample
 
 # Qwen2.5-0.5B-Instruct's architecture (494M parameters), for --random-init.
@@ -73,7 +73,7 @@ def synthetic_samples(n: int) -> list[Sample]:
 @torch.inference_mode()
 def generate_rate(lm: LoadedLM, samples: list[Sample], new_tokens: int) -> tuple[float, int]:
     """Seconds and new tokens for one batched greedy generate of exactly ``new_tokens`` per
-    prompt (chat template, left padding, as :func:`~mm_assets.core.rephrase.local_generator`)."""
+    prompt (chat template, left padding, as :func:`~mm_assets.core.text.rephrase.local_generator`)."""
     tok = lm.tokenizer
     texts = [tok.apply_chat_template([{"role": "user", "content": s.conversations[1]["value"]}],
                                      tokenize=False, add_generation_prompt=True) for s in samples]

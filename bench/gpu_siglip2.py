@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mm_assets.core.embed import embed_images  # noqa: E402
-from mm_assets.core.encoders import build_image_encoder  # noqa: E402
+from mm_assets.core.semantic.embed import embed_images
+from mm_assets.core.semantic.encoders import build_image_encoder
 
 
 def main() -> None:

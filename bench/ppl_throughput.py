@@ -9,7 +9,7 @@ Samples are instruction pairs built from ``../shared/data/text_ref/LLaMA-Factory
 wiki_demo.txt`` (1-4 Wikipedia sentences per answer, so lengths vary). Printed, one table:
 
 - ``bare forward (sorted)``: only ``model(input_ids, attention_mask)`` on exactly the padded
-  token batches :func:`~mm_assets.core.ppl.score_samples` builds (length-sorted, token budget):
+  token batches :func:`~mm_assets.core.quality.ppl.score_samples` builds (length-sorted, token budget):
   the baseline, ratio 1.00.
 - ``score_samples (stage)``: the whole stage (chat-template encoding, forward, per-token NLL,
   table); goal: ratio <= 1.1.
@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from mm_assets.core.lm import load_lm
-from mm_assets.core.ppl import (
+from mm_assets.core.quality.lm import load_lm
+from mm_assets.core.quality.ppl import (
     PplConfig,
     encode_sample,
     length_batches,

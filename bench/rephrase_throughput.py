@@ -33,15 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from mm_assets.core.lm import load_lm
+from mm_assets.core.quality.lm import load_lm
 from mm_assets.core.records import Sample
-from mm_assets.core.rephrase import (
+from mm_assets.core.storage import Store
+from mm_assets.core.text.rephrase import (
     TEMPLATES,
     RephraseConfig,
     local_generator,
     rephrase_samples,
 )
-from mm_assets.core.storage import Store
 
 
 def number_samples(n: int) -> list[Sample]:

@@ -24,7 +24,7 @@ def _setup(root: str) -> None:
 
 
 def _ingest(inputs: list[str], images: str | None, shard_size: int):
-    from mm_assets.core.ingest import IngestConfig, plan_ingest
+    from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
     from mm_assets.runner import get_instance
     from resources.storage import StorageResource
 
@@ -115,7 +115,7 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
 def demo(root: str = RootOpt,
          shard_size: int = typer.Option(64, "--shard-size")) -> None:
     """The main job: generate the embedded default input and materialize the whole graph."""
-    from mm_assets.core.demo_data import generate
+    from mm_assets.demo.data import generate
     from mm_assets.runner import get_instance, run_graph
     from resources.storage import resolve_root
 

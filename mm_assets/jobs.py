@@ -6,7 +6,7 @@ the whole code location (assets are selected by key).
 
 from dagster import AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
 
-from mm_assets.core.ingest import IngestConfig, plan_ingest
+from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
 from resources.storage import StorageResource
 
 PER_SHARD_KEYS = ["raw_shards", "image_hashes", "embeddings", "ppl_scores"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, materialize
 
-from mm_assets.core.recipes import all_recipes
+from mm_assets.core.mix.registry import all_recipes
 from mm_assets.definitions import ALL_ASSETS, default_resources
 from resources.storage import StorageResource
 

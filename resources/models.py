@@ -9,17 +9,17 @@ from __future__ import annotations
 from dagster import Config, ConfigurableResource
 from pydantic import Field
 
-from mm_assets.core.encoders import (
+from mm_assets.core.quality.lm import DEFAULT_LM, LoadedLM, load_lm
+from mm_assets.core.quality.ppl import PplConfig, PplScorer, build_scorer
+from mm_assets.core.semantic.encoders import (
     ImageEncoder,
     MiniLMTextEncoder,
     build_image_encoder,
     build_text_encoder,
     resolve_device,
 )
-from mm_assets.core.lm import DEFAULT_LM, LoadedLM, load_lm
-from mm_assets.core.ppl import PplConfig, PplScorer, build_scorer
-from mm_assets.core.rephrase import local_generator
-from mm_assets.core.rephrase_http import HttpBackendConfig, HttpChatClient, RephraseBackend
+from mm_assets.core.text.rephrase import local_generator
+from mm_assets.core.text.rephrase_http import HttpBackendConfig, HttpChatClient, RephraseBackend
 
 
 class EmbedderResource(ConfigurableResource):

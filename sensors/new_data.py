@@ -47,7 +47,7 @@ from dagster import (
     sensor,
 )
 
-from mm_assets.core.ingest import IngestConfig, plan_ingest
+from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
 from mm_assets.core.storage import Store
 from mm_assets.jobs import ingest_job, per_shard_job
 from resources.storage import StorageResource

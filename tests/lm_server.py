@@ -1,8 +1,8 @@
 """A small, real OpenAI-compatible chat-completions server for tests (standard library only).
 
 It serves ``POST /v1/chat/completions`` and ``GET /v1/models`` by running a real causal LM
-(default: SmolLM2-135M-Instruct through :func:`mm_assets.core.lm.load_lm`, greedy decoding with
-the model's chat template via :func:`mm_assets.core.rephrase.local_generator`), one generation
+(default: SmolLM2-135M-Instruct through :func:`mm_assets.core.quality.lm.load_lm`, greedy decoding with
+the model's chat template via :func:`mm_assets.core.text.rephrase.local_generator`), one generation
 at a time. It can misbehave on demand for failure tests:
 
 - ``POST /fault`` with ``{"status": 500, "count": 2}``: the next 2 completion requests get
@@ -123,8 +123,8 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
 
 def transformers_engine(model: str):
     """``(prompt, max_tokens) -> text`` with the real model (greedy, chat template)."""
-    from mm_assets.core.lm import load_lm
-    from mm_assets.core.rephrase import local_generator
+    from mm_assets.core.quality.lm import load_lm
+    from mm_assets.core.text.rephrase import local_generator
 
     lm = load_lm(model, "cpu")
     gens: dict[int, object] = {}

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from mm_assets.backfill import GraphQL, launch
 from mm_assets.cli import app
-from mm_assets.core.ingest import IngestConfig, plan_ingest
+from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
 from mm_assets.runner import run_graph
 from resources.models import EmbedderResource, LanguageModelResource
 from resources.storage import StorageResource

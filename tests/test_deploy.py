@@ -186,7 +186,7 @@ def _two_shards(root: Path) -> list[str]:
     """Six LLaVA records (images made with Pillow, two text-only) ingested as two shards."""
     from PIL import Image
 
-    from mm_assets.core.ingest import IngestConfig, plan_ingest
+    from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
     from resources.storage import StorageResource
 
     drop = root.parent / "drop"

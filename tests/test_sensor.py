@@ -11,7 +11,7 @@ import pytest
 from dagster import AssetKey, build_sensor_context, instance_for_test
 from s3_fixtures import jsonl_drop, png_bytes, s3_bucket, s3_server  # noqa: F401
 
-from mm_assets.core.ingest import read_manifest
+from mm_assets.core.ingest.plan import read_manifest
 from mm_assets.definitions import PER_SHARD
 from mm_assets.runner import run_graph
 from resources.models import EmbedderResource, LanguageModelResource

@@ -1,7 +1,5 @@
 """Small helpers shared by asset bodies: shard I/O, quarantine tables, plots, metadata."""
 
-import base64
-import io
 import time
 from collections.abc import Iterable
 
@@ -9,8 +7,9 @@ import polars as pl
 from dagster import MaterializeResult, MetadataValue
 
 from mm_assets.core.records import QUARANTINE_SCHEMA, Quarantined, Sample
+from mm_assets.core.shards import read_samples, write_samples
 from mm_assets.core.storage import Store
-from mm_assets.core.wds import read_samples, write_samples
+from mm_assets.viz.plots import bar_plot, png_markdown  # noqa: F401  (re-exported for assets)
 
 
 def shard_rel(asset: str, shard: str) -> str:
@@ -47,31 +46,6 @@ def write_quarantine(store: Store, stage: str, shard: str, rows: list[Quarantine
 def upstream_shards(store: Store, asset: str, suffix: str) -> list[str]:
     """Shard ids with a materialized output of ``asset`` (file or folder names)."""
     return [n[: -len(suffix)] if suffix else n for n in store.ls(asset, suffix)]
-
-
-def png_markdown(fig) -> MetadataValue:
-    """A matplotlib figure as markdown with an inline PNG (shown in the Dagster UI)."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    return MetadataValue.md(f"![plot](data:image/png;base64,"
-                            f"{base64.b64encode(buf.getvalue()).decode()})")
-
-
-def bar_plot(xs: list, ys: list, title: str, xlabel: str) -> MetadataValue:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar([str(x) for x in xs], ys)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    fig.tight_layout()
-    return png_markdown(fig)
 
 
 class Timer:

@@ -5,7 +5,7 @@ from dagster import AutomationCondition, Config, MaterializeResult, asset
 
 from mm_assets.assets._common import per_shard, read_shard, shard_rel, write_shard
 from mm_assets.checks import counts_spec
-from mm_assets.core.curate import CurateConfig, apply, decide
+from mm_assets.core.curate.decide import CurateConfig, apply, decide
 from mm_assets.core.storage import Store
 from mm_assets.partitions import CURATE_CRON, shard_backfill, shards
 from resources.storage import StorageResource

@@ -11,7 +11,7 @@ from mm_assets.assets._common import (
     upstream_shards,
 )
 from mm_assets.checks import counts_result, counts_spec
-from mm_assets.core.dedup import (
+from mm_assets.core.dedup.exact import (
     DedupConfig,
     exact_groups,
     group_size_histogram,

@@ -8,8 +8,8 @@ from dagster import MaterializeResult, asset
 
 from mm_assets.assets._common import per_shard, read_shard, write_quarantine
 from mm_assets.checks import counts_spec
-from mm_assets.core.embed import embed_shard
 from mm_assets.core.records import StageCounts
+from mm_assets.core.semantic.embed import embed_shard
 from mm_assets.partitions import GPU_POOL, GPU_TAGS, shard_backfill, shards
 from resources.models import EmbedderResource
 from resources.storage import StorageResource

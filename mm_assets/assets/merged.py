@@ -13,11 +13,11 @@ from mm_assets.assets._common import (
     upstream_shards,
 )
 from mm_assets.checks import counts_result, counts_spec
-from mm_assets.core.merge import MergeConfig, merge_group
 from mm_assets.core.records import StageCounts
-from mm_assets.core.rephrase import RephraseConfig, rephrase_samples
+from mm_assets.core.shards import write_shards
 from mm_assets.core.storage import Store
-from mm_assets.core.wds import write_shards
+from mm_assets.core.text.merge import MergeConfig, merge_group
+from mm_assets.core.text.rephrase import RephraseConfig, rephrase_samples
 from mm_assets.partitions import CURATE_CRON, GPU_POOL, GPU_TAGS
 from resources.models import LanguageModelResource
 from resources.storage import StorageResource

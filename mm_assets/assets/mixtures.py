@@ -7,9 +7,9 @@ from dagster import AssetKey, MaterializeResult, MetadataValue, asset
 
 from mm_assets.assets._common import Timer, write_quarantine
 from mm_assets.checks import counts_result, counts_spec
-from mm_assets.core.mixbuild import ASSET_DIRS, collect, write_mixture
-from mm_assets.core.mixture import draw, summarise, token_counter
-from mm_assets.core.recipes import load_recipe
+from mm_assets.core.mix.build import ASSET_DIRS, collect, write_mixture
+from mm_assets.core.mix.draw import draw, summarise, token_counter
+from mm_assets.core.mix.registry import load_recipe
 from mm_assets.partitions import recipes
 from resources.storage import StorageResource
 

@@ -8,7 +8,7 @@ from dagster import Config, MaterializeResult, asset
 
 from mm_assets.assets._common import Timer, bar_plot, per_shard, read_shard, upstream_shards
 from mm_assets.checks import counts_result, counts_spec
-from mm_assets.core.ppl import PplConfig, decile_table
+from mm_assets.core.quality.ppl import PplConfig, decile_table
 from mm_assets.core.records import StageCounts
 from mm_assets.partitions import GPU_POOL, GPU_TAGS, shard_backfill, shards
 from resources.models import LanguageModelResource

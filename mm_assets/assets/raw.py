@@ -6,9 +6,9 @@ from dagster import Config, MaterializeResult, asset
 
 from mm_assets.assets._common import per_shard, shard_rel, write_quarantine, write_shard
 from mm_assets.checks import counts_spec
-from mm_assets.core.images import DEFAULT_MAX_PIXELS
-from mm_assets.core.ingest import read_manifest
-from mm_assets.core.rawshard import RawShardConfig, build_samples
+from mm_assets.core.ingest.images import DEFAULT_MAX_PIXELS
+from mm_assets.core.ingest.plan import read_manifest
+from mm_assets.core.ingest.rawshard import RawShardConfig, build_samples
 from mm_assets.core.records import StageCounts
 from mm_assets.partitions import shard_backfill, shards
 from resources.storage import StorageResource

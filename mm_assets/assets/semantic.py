@@ -15,13 +15,13 @@ from mm_assets.assets._common import (
     upstream_shards,
 )
 from mm_assets.checks import counts_result, counts_spec
-from mm_assets.core.cluster import ClusterConfig, spherical_kmeans
-from mm_assets.core.contact import contact_sheet
-from mm_assets.core.encoders import resolve_device
 from mm_assets.core.records import StageCounts
-from mm_assets.core.semdedup import SemDedupConfig, removal_curve, semdedup_space
+from mm_assets.core.semantic.cluster import ClusterConfig, spherical_kmeans
+from mm_assets.core.semantic.encoders import resolve_device
+from mm_assets.core.semantic.semdedup import SemDedupConfig, removal_curve, semdedup_space
 from mm_assets.core.storage import Store
 from mm_assets.partitions import GPU_POOL, GPU_TAGS
+from mm_assets.viz.contact import contact_sheet
 from resources.storage import StorageResource
 
 SPACES = ("image", "text")

@@ -3,7 +3,7 @@
 import pytest
 from dagster import AssetKey, instance_for_test
 
-from mm_assets.core.ingest import IngestConfig, plan_ingest
+from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
 from mm_assets.runner import ORDER, run_graph
 from resources.models import EmbedderResource, LanguageModelResource
 from resources.storage import StorageResource

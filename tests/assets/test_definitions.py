@@ -45,7 +45,7 @@ def test_partitioning():
 
 def test_core_never_imports_dagster():
     core = Path(__file__).resolve().parents[2] / "mm_assets" / "core"
-    for path in core.glob("*.py"):
+    for path in core.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])

@@ -10,7 +10,7 @@ import webdataset as wds
 from dagster import AssetCheckKey, AssetKey
 from PIL import Image
 
-from mm_assets.core.ingest import read_manifest
+from mm_assets.core.ingest.plan import read_manifest
 from mm_assets.runner import ORDER, run_graph
 
 LMMS = ["single_image.json", "single_image_has_text_only.json", "multi_images.json",
@@ -209,7 +209,7 @@ def test_mixture_rebuild_is_byte_identical_and_traceable(graph):
 
 
 def test_ablation_recipes_all_build(graph):
-    from mm_assets.core.wds import read_samples
+    from mm_assets.core.shards import read_samples
 
     store = graph["store"]
     built = set(store.ls("mixtures"))
@@ -237,7 +237,7 @@ def test_ablation_recipes_all_build(graph):
 
 
 def test_min_answer_tokens_filter(graph):
-    from mm_assets.core.mixture import token_counter
+    from mm_assets.core.mix.draw import token_counter
     from mm_assets.loader import iter_mixture
 
     store = graph["store"]

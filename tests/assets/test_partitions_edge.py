@@ -12,7 +12,7 @@ import webdataset as wds
 from dagster import AssetKey, instance_for_test, materialize
 from PIL import Image
 
-from mm_assets.core.ingest import IngestConfig, plan_ingest
+from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
 from mm_assets.definitions import ALL_ASSETS, default_resources
 from resources.storage import StorageResource
 

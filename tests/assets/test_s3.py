@@ -16,7 +16,7 @@ from dagster import AssetKey, EnvVar, instance_for_test
 from dagster._serdes import serialize_value
 from s3_fixtures import s3_bucket, s3_server  # noqa: F401
 
-from mm_assets.core.ingest import IngestConfig, plan_ingest
+from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
 from mm_assets.runner import ORDER, run_graph
 from resources.models import EmbedderResource, LanguageModelResource
 from resources.storage import StorageResource
@@ -154,7 +154,7 @@ def test_a_mixture_with_an_external_s3_webdataset_prefix(s3_graph):
     assert n > 0 and m["per_stratum"] == {"curated": n, "web": n}
     assert m["source"]["per_source"]["web"]["samples"] == 1000
     assert m["source"]["per_source"]["web"]["wds"] == f"s3://{bucket}/ext/"
-    from mm_assets.core.wds import read_samples
+    from mm_assets.core.shards import read_samples
 
     for p in m["shards"]:  # ≤ 20 KB, or a single sample larger than that
         with store.open_read(p) as f:

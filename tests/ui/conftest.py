@@ -111,7 +111,7 @@ def dagster_ui(chromium, tmp_path_factory):
     """
     from dagster import DagsterInstance
 
-    from mm_assets.core.ingest import IngestConfig, plan_ingest
+    from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
     from resources.storage import StorageResource
 
     base = tmp_path_factory.mktemp("ui")

@@ -1,0 +1,265 @@
+"""Drawing a mixture: candidates, per-stratum/cluster/decile allocation, token estimates.
+
+Within a stratum (see :mod:`.mixing`) the count for cluster c is proportional to
+``w_c × |c|`` (``cluster_weights``, default 1; largest remainder, so it is exact), and within a
+cluster the count for decile d to ``w_d × |d|`` (``decile_weights``, default 1). A weight of 0
+excludes the samples. Each (stratum, cluster, decile) cell draws from its own generator seeded
+by the recipe seed and the cell's name, without replacement while the cell suffices (the draw
+of n samples is a prefix of the draw of n + 1); with ``replacement: true``, or when a weight
+asks for more than the cell holds, with replacement, and repeats get keys ``{key}-r{n}`` — the
+manifest states it. With ``total_tokens`` the sample total is the smallest whose draw reaches
+the token target (binary search). The final order is one seeded permutation across sources.
+
+Image-token estimates per image: ``fixed`` tiling = 729 tokens (27×27 patches of a 384-px
+SigLIP-so400m/14 tile) per image; ``native`` = ``ceil(w/14) × ceil(h/14)`` patches at the
+image's own size, capped at ``native_cap`` (16,384).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import xxhash
+from PIL import Image
+
+from mm_assets.core.mix.recipe import (
+    MODALITIES,
+    Recipe,
+    RecipeError,
+    feasible_total,
+    plan_counts,
+    split_counts,
+)
+from mm_assets.core.quality.lm import DEFAULT_LM, resolve_lm_path
+from mm_assets.core.records import Sample
+
+FIXED_TOKENS_PER_IMAGE = 729
+PATCH = 14
+NATIVE_CAP = 16_384
+
+
+def image_tokens(width: int, height: int) -> tuple[int, int]:
+    """``(fixed, native)`` token estimates for one image of ``width × height`` pixels."""
+    native = math.ceil(width / PATCH) * math.ceil(height / PATCH)
+    return FIXED_TOKENS_PER_IMAGE, min(native, NATIVE_CAP)
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the image header (no full decode); (0, 0) if unreadable."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - a size estimate, never fatal
+        return 0, 0
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One sample eligible for the mixture (no image bytes kept).
+
+    Attributes:
+        key: unique candidate id and base output key (the source key, prefixed with the
+            source name when a recipe has several sources).
+        source: the sample's own ``source`` (input file or shard it was ingested from).
+        modality: ``text`` or ``multimodal``.
+        cluster: ``image:3`` / ``text:0`` (``none`` when unclustered, e.g. external data).
+        decile: perplexity decile 0..9, -1 when not scored.
+        tokens_fixed, tokens_native: image-token estimates (module doc), summed over images.
+        text_tokens: tokens of all turns (SmolLM2 tokenizer by default).
+        origin: the recipe source it came from (``curated``, ``web``, ...).
+        source_key: the key in that source (defaults to ``key``).
+    """
+
+    key: str
+    source: str
+    modality: str
+    cluster: str
+    decile: int
+    tokens_fixed: int
+    tokens_native: int
+    text_tokens: int
+    origin: str = ""
+    source_key: str = ""
+
+    def tokens(self, scheme: str) -> int:
+        """Text tokens + image tokens under ``fixed`` or ``native``."""
+        return self.text_tokens + (self.tokens_fixed if scheme == "fixed" else self.tokens_native)
+
+
+def candidate(s: Sample, cluster: str, count_tokens, origin: str = "", key: str | None = None
+              ) -> Candidate:
+    """Describe a sample: modality, cluster id (``image:3``/``text:0``), decile, tokens."""
+    fixed = native = 0
+    for data in s.images:
+        f, n = image_tokens(*image_size(data))
+        fixed, native = fixed + f, native + n
+    return Candidate(key or s.key, s.source, "multimodal" if s.images else "text", cluster,
+                     int(s.metadata.get("ppl_decile", -1)), fixed, native,
+                     count_tokens(s.text()), origin, s.key)
+
+
+@dataclass(slots=True)
+class Draw:
+    """The drawn mixture: output order of ``(output_key, candidate_key)`` and what was stated.
+
+    ``per_stratum`` is keyed by the recipe's ratio keys; ``tokens`` is the realised total under
+    the recipe's token scheme; ``target_tokens`` is the recipe's ``total_tokens`` (or None).
+    """
+
+    order: list[tuple[str, str]]
+    per_modality: dict[str, int]
+    per_cluster: dict[str, int] = field(default_factory=dict)
+    with_replacement: bool = False
+    per_stratum: dict[str, int] = field(default_factory=dict)
+    tokens: int = 0
+    target_tokens: int | None = None
+
+
+def _rng(seed: int, *parts: str) -> np.random.Generator:
+    """A generator per (seed, cell): a cell's draw does not depend on other cells."""
+    return np.random.default_rng([seed, xxhash.xxh64("\x1f".join(parts).encode()).intdigest()])
+
+
+class _Plan:
+    """Candidates grouped by stratum, then cluster, then decile, with their weights."""
+
+    def __init__(self, cands: list[Candidate], recipe: Recipe):
+        self.recipe = recipe
+        cw, dw = recipe.cluster_weights, recipe.decile_weights
+        self.cells: dict[str, dict[str, dict[int, list[Candidate]]]] = {}
+        for c in sorted(cands, key=lambda c: c.key):
+            if cw.get(c.cluster, 1.0) > 0 and dw.get(c.decile, 1.0) > 0:
+                st = recipe.stratum(c.origin, c.modality)
+                self.cells.setdefault(st, {}).setdefault(c.cluster, {}).setdefault(
+                    c.decile, []).append(c)
+        self.available = {st: sum(len(p) for d in cl.values() for p in d.values())
+                          for st, cl in self.cells.items()}
+        self._perm: dict[tuple, np.ndarray] = {}
+
+    def pick(self, counts: dict[str, int]) -> tuple[list[Candidate], dict[str, int], bool]:
+        """Candidates for ``counts`` per stratum: clusters get ``w_c × |c|`` shares (exact,
+        largest remainder), deciles within a cluster ``w_d × |d|``; repeats when drawing with
+        replacement. Returns the picks, the count per cluster and whether any cell repeated."""
+        r, out, per_cluster, repl_any = self.recipe, [], Counter(), False
+        for st in sorted(self.cells):
+            clusters = self.cells[st]
+            sizes = {cl: sum(len(p) for p in d.values()) for cl, d in clusters.items()}
+            alloc = split_counts(counts.get(st, 0), {
+                cl: r.cluster_weights.get(cl, 1.0) * n for cl, n in sizes.items()})
+            for cl in sorted(clusters):
+                per_cluster[cl] += alloc[cl]
+                by_dec = clusters[cl]
+                dec_alloc = split_counts(alloc[cl], {
+                    d: r.decile_weights.get(d, 1.0) * len(p) for d, p in by_dec.items()})
+                for d in sorted(by_dec):
+                    pool, n = by_dec[d], dec_alloc[d]
+                    if not n:
+                        continue
+                    repl = r.replacement or n > len(pool)
+                    repl_any |= repl
+                    if repl:
+                        idx = _rng(r.seed, "repl", st, cl, str(d)).integers(0, len(pool), n)
+                    else:
+                        cell = (st, cl, d)
+                        if cell not in self._perm:
+                            self._perm[cell] = _rng(r.seed, st, cl, str(d)).permutation(
+                                len(pool))
+                        idx = self._perm[cell][:n]
+                    out.extend(pool[i] for i in idx)
+        return out, dict(per_cluster), repl_any
+
+    def tokens(self, total: int) -> int:
+        picks, _, _ = self.pick(plan_counts(self.recipe, self.available, total))
+        return sum(c.tokens(self.recipe.token_scheme) for c in picks)
+
+
+def _total_for_tokens(plan: _Plan, recipe: Recipe) -> int:
+    """Smallest sample total whose draw reaches ``total_tokens`` (binary search; the draw of
+    n is a prefix of the draw of n + 1 within each cell, so tokens grow with n).
+
+    Raises:
+        RecipeError: even every feasible sample gives fewer tokens and the recipe says fail.
+    """
+    target, hi = recipe.total_tokens, feasible_total(recipe, plan.available)
+    most = plan.tokens(hi) if hi else 0
+    if most < target:
+        if recipe.on_shortfall == "fail":
+            raise RecipeError(f"recipe {recipe.name!r}: total_tokens: need {target:,} tokens "
+                              f"({recipe.token_scheme} image tokens), the sources give at most "
+                              f"{most:,} in {hi} samples (short by {target - most:,})")
+        return hi
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if plan.tokens(mid) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def draw(cands: list[Candidate], recipe: Recipe) -> Draw:
+    """Sample per the recipe (module doc of :mod:`.mixing` and this one); deterministic for a
+    recipe and candidate set, whatever the candidates' order.
+
+    Raises:
+        RecipeError: a stratum (or the token total) runs short and the recipe says ``fail``.
+    """
+    plan = _Plan(cands, recipe)
+    if not any(plan.available.values()):
+        raise RecipeError(f"recipe {recipe.name!r} selects no samples: {len(cands)} eligible "
+                          f"after filters, none with a weight > 0 (decile_weights, "
+                          f"cluster_weights)" if cands else
+                          f"recipe {recipe.name!r} selects no samples: no source sample is "
+                          f"eligible (empty source, deciles range or min_answer_tokens)")
+    total = _total_for_tokens(plan, recipe) if recipe.total_tokens else None
+    per_stratum = plan_counts(recipe, plan.available, total)
+    picks, per_cluster, replaced = plan.pick(per_stratum)
+    seen: Counter = Counter()
+    chosen = []
+    for c in picks:
+        seen[c.key] += 1
+        chosen.append((c.key if seen[c.key] == 1 else f"{c.key}-r{seen[c.key] - 1}", c.key))
+    rng = np.random.default_rng(recipe.seed)
+    order = [chosen[i] for i in rng.permutation(len(chosen))]
+    per_mod = Counter(c.modality for c in picks)
+    return Draw(order, {m: per_mod.get(m, 0) for m in MODALITIES}, per_cluster, replaced,
+                per_stratum, sum(c.tokens(recipe.token_scheme) for c in picks),
+                recipe.total_tokens)
+
+
+def summarise(cands: dict[str, Candidate], d: Draw) -> dict:
+    """Counts and token totals per origin, source, modality, decile and cluster."""
+    rows = [cands[src] for _, src in d.order]
+    out: dict = {"samples": len(rows)}
+    for field_ in ("origin", "source", "modality", "decile", "cluster"):
+        out[f"by_{field_}"] = {str(k): v for k, v in sorted(Counter(
+            str(getattr(c, field_)) for c in rows).items())}
+    out["tokens"] = {"text": sum(c.text_tokens for c in rows),
+                     "image_fixed_729": sum(c.tokens_fixed for c in rows),
+                     "image_native_p14": sum(c.tokens_native for c in rows)}
+    out["tokens_by_origin"] = {o: sum(c.text_tokens + c.tokens_fixed for c in rows
+                                      if c.origin == o) for o in out["by_origin"]}
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def token_counter(name: str = DEFAULT_LM):
+    """``text -> number of tokens`` with the tokenizer of ``name`` (default SmolLM2's)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_lm_path(name))
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def source_digest(samples_digest: xxhash.xxh3_128, s: Sample) -> None:
+    """Fold one source sample (key, text, image bytes) into the source's content digest."""
+    samples_digest.update(s.key.encode())
+    samples_digest.update(s.text().encode())
+    for data in s.images:
+        samples_digest.update(data)

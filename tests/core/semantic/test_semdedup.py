@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+from mm_assets.core.semantic.cluster import ClusterConfig, spherical_kmeans
+from mm_assets.core.semantic.semdedup import (
+    SemDedupConfig,
+    cluster_scores,
+    is_duplicate,
+    rank_members,
+    resolve_epsilon,
+    semdedup_scores,
+)
+
+
+def _unit(rng, n, d):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _brute(x, assign, distance, ranking, seed):
+    out = np.full(len(x), -1.0)
+    for c in np.unique(assign):
+        idx = np.flatnonzero(assign == c)
+        order = idx[rank_members(distance[idx], ranking, seed + int(c))]
+        for pos, i in enumerate(order):
+            for j in order[:pos]:
+                out[i] = max(out[i], float(x[i] @ x[j]))
+    return out
+
+
+@pytest.mark.parametrize("n,k,block", [(1, 1, 4), (17, 3, 4), (64, 5, 7), (150, 1, 4096)])
+@pytest.mark.parametrize("ranking", ["hard", "easy", "random"])
+def test_scores_match_brute_force(n, k, block, ranking):
+    rng = np.random.default_rng(n * 31 + k)
+    x = _unit(rng, n, 12)
+    assign = rng.integers(0, k, n)
+    distance = rng.random(n).astype(np.float32)
+    cfg = SemDedupConfig(ranking=ranking, seed=3, block=block)
+    got = semdedup_scores(x, assign, distance, cfg)
+    np.testing.assert_allclose(got, _brute(x, assign, distance, ranking, 3), atol=1e-5)
+
+
+def test_epsilon_boundary_is_inclusive_and_exact_copies_score_one():
+    x = np.array([[1.0, 0.0], [1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    s = cluster_scores(x)
+    assert s[0] == -1.0 and s[1] == pytest.approx(1.0) and s[2] == pytest.approx(0.6)
+    assert is_duplicate(np.array([0.6], np.float32), 0.4).tolist() == [True]
+    assert is_duplicate(np.array([0.5999], np.float32), 0.4).tolist() == [False]
+
+
+@pytest.mark.parametrize("f", [0.05, 0.1, 0.3])
+def test_target_fraction_removes_that_fraction(f):
+    rng = np.random.default_rng(1)
+    scores = rng.random(2000).astype(np.float32)
+    eps = resolve_epsilon(scores, SemDedupConfig(epsilon=None, target_fraction=f))
+    assert abs(is_duplicate(scores, eps).mean() - f) <= 1 / 2000
+
+
+def test_ties_at_the_threshold_remove_all_tied_members():
+    scores = np.array([0.1, 0.5, 0.5, 0.5, 0.9], np.float32)
+    eps = resolve_epsilon(scores, SemDedupConfig(epsilon=None, target_fraction=0.4))
+    assert is_duplicate(scores, eps).sum() == 4  # 0.5 is the 60% quantile; ties go too
+
+
+def test_config_validation_names_the_value():
+    with pytest.raises(ValueError, match="target_fraction"):
+        SemDedupConfig(target_fraction=1.5)
+    with pytest.raises(ValueError, match="ranking"):
+        SemDedupConfig(ranking="middle")
+
+
+def test_kmeans_clamps_k_and_handles_one_point_and_one_cluster():
+    rng = np.random.default_rng(0)
+    x = _unit(rng, 175, 16)
+    res = spherical_kmeans(x, ClusterConfig(k=500, niter=5))
+    assert res.k_effective == 175 and res.assign.shape == (175,)
+    one = spherical_kmeans(x[:1], ClusterConfig(k=8))
+    assert one.k_effective == 1 and one.assign.tolist() == [0]
+    assert one.distance[0] == pytest.approx(0.0, abs=1e-5)
+    single = spherical_kmeans(x, ClusterConfig(k=1, niter=5))
+    assert set(single.assign.tolist()) == {0}
+    empty = spherical_kmeans(np.zeros((0, 16), np.float32), ClusterConfig(k=4))
+    assert empty.k_effective == 0
+
+
+def test_kmeans_separates_well_separated_groups():
+    rng = np.random.default_rng(2)
+    centers = _unit(rng, 3, 32)
+    x = np.repeat(centers, 40, axis=0) + 0.01 * rng.standard_normal((120, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    res = spherical_kmeans(x, ClusterConfig(k=3, niter=20, seed=0))
+    for g in range(3):
+        assert len(set(res.assign[g * 40:(g + 1) * 40].tolist())) == 1
+    assert len(set(res.assign.tolist())) == 3
+    assert res.distance.max() < 0.01
