@@ -23,18 +23,24 @@ def _setup(root: str) -> None:
         os.environ["MM_ASSETS_ROOT"] = root
 
 
-def _ingest(inputs: list[str], images: str | None, shard_size: int):
-    from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
+def _ingest(inputs: list[str], images: str | None, shard_size: int, wds_key: str = "first_dot",
+            report=None):
+    """Ingest and register the new shards; ``report`` gets one line per input."""
+    from mm_assets.core.ingest.plan import IngestConfig, ingest_inputs
     from mm_assets.runner import get_instance
     from resources.storage import StorageResource
 
     store = StorageResource().store()
     urls = [p if "://" in p else str(Path(p).resolve()) for p in inputs]
     img = images if not images or "://" in images else str(Path(images).resolve())
-    new = plan_ingest(store, urls, img, IngestConfig(shard_size=shard_size))
+    summaries = ingest_inputs(store, urls, img, IngestConfig(shard_size=shard_size,
+                                                             wds_key=wds_key))
+    new = [sh for s in summaries for sh in s.shards]
     instance = get_instance()
     have = set(instance.get_dynamic_partitions("shards"))
     instance.add_dynamic_partitions("shards", [s for s in new if s not in have])
+    for s in summaries if report else []:
+        report(s.line())
     return store, new
 
 
@@ -68,11 +74,19 @@ def _print_summary(summary, store) -> None:
 @app.command()
 def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebDataset file"),
            images: str = typer.Option(None, "--images", help="image root folder"),
-           root: str = RootOpt, shard_size: int = typer.Option(1000, "--shard-size")) -> None:
-    """Stream LLaVA/ShareGPT JSON(L) or WebDataset tars into shard manifests + partitions."""
+           root: str = RootOpt, shard_size: int = typer.Option(1000, "--shard-size"),
+           wds_key: str = typer.Option("first-dot", "--wds-key",
+                                       help="WebDataset key: first-dot (webdataset) | last-dot")
+           ) -> None:
+    """Stream JSON (array, JSONL, object, records keyed by id, wrapper) or WebDataset tars
+    into shard manifests + partitions; prints each input's shape and records."""
     _setup(root)
-    store, new = _ingest(input, images, shard_size)
-    print(f"{len(new)} new shard(s): {', '.join(new) if new else '(inputs already ingested)'}")
+    try:
+        store, new = _ingest(input, images, shard_size, wds_key.replace("-", "_"), print)
+    except (ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    print(f"{len(new)} new shard(s)" + (f": {', '.join(new)}" if new else ""))
     print(f"storage root: {store.root}")
 
 

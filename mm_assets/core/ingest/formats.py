@@ -7,6 +7,11 @@ Supported (one record at a time; a 10M-record JSON array is never loaded whole):
 - ShareGPT / LLaMA-Factory: ``{"messages": [{role, content}], "images": [...]}``, where
   ``content`` may also be OpenAI-style parts ``[{"type": "text"|"image_url", "value"|...}]``.
 - LLaVA eval style: ``{"id", "image", "instruction", "output"}``.
+- Plain text: ``{"text": ...}`` documents (text-only), or with ``image`` a caption.
+
+The file shapes (array, JSONL, single object, records keyed by id, wrapper object) are detected
+in :mod:`~mm_assets.core.ingest.json_shapes`. LLaVA eval question/answer files (``question_id``)
+are recognised and refused with a reason naming the format.
 
 Each record becomes a :class:`SourceRecord`; a record that cannot be parsed becomes a
 :class:`SourceRecord` with ``reason``/``error`` set, so it is counted and quarantined downstream
@@ -17,12 +22,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from typing import Any
 
-import ijson
-
+from mm_assets.core.ingest.json_shapes import iter_json_values  # noqa: F401  (re-export)
 from mm_assets.core.records import ASSISTANT, HUMAN, IMAGE_TOKEN
 
 ROLE_MAP = {"human": HUMAN, "user": HUMAN, "gpt": ASSISTANT, "assistant": ASSISTANT,
@@ -40,7 +43,8 @@ class SourceRecord:
         location: ``file:record-index`` of the record in its input.
         conversations: turns with canonical roles, or ``None`` when the record had none.
         image_refs: image paths as written in the record (resolved against the image root later).
-        metadata: source id and any other top-level fields that are small scalars.
+        metadata: source id and every other top-level field not consumed as text or images
+            (nested objects/lists kept as JSON values).
         reason: set when the record is unusable (``bad_json``, ``unsupported_modality``, ...).
         error: human-readable message for ``reason``.
     """
@@ -91,16 +95,70 @@ def _content_to_text(content: Any, images: list[str]) -> str:
     return "\n".join(parts)
 
 
+_CONSUMED = {"image", "images", "conversations", "messages", "instruction", "output"}
+_TURN_KEYS = {"from", "value", "role", "content"}
+EVAL_FORMATS = {
+    "answer_id": ("llava_eval_answers", "a LLaVA eval answer file (question_id, prompt, text, "
+                  + "answer_id, model_id): model outputs, not training conversations"),
+    "question_id": ("llava_eval_questions", "a LLaVA eval question file (question_id, image, "
+                    + "text): questions without answers, not training conversations"),
+}
+
+
+def _turns(raw: list, role_key: str, value_of) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """Turns with ``from``/``value`` plus every extra per-turn key kept (``weight``, ``loss``);
+    a turn that is not an object is an error, never skipped."""
+    out = []
+    for n, t in enumerate(raw):
+        if not isinstance(t, dict):
+            return None, f"turn {n} is a {type(t).__name__}, expected an object"
+        extra = {k: v for k, v in t.items() if k not in _TURN_KEYS}
+        out.append({"from": str(t.get(role_key, "")), "value": value_of(t), **extra})
+    return out, None
+
+
+def _plain_text(obj: dict, refs: list[str]) -> list[dict[str, Any]] | None:
+    """``{"text": ...}``: a text-only document (one assistant turn), or with images a caption
+    (prompted like a WebDataset ``txt`` member)."""
+    text = obj.get("text")
+    if not isinstance(text, str):
+        return None
+    turns = [{"from": HUMAN, "value": "Describe the image."}] if refs else []
+    return turns + [{"from": ASSISTANT, "value": text}]
+
+
+def _record_turns(obj: dict, refs: list[str], meta: dict) -> tuple[list | None, str | None]:
+    if isinstance(obj.get("conversations"), list):
+        return _turns(obj["conversations"], "from", lambda t: t.get("value"))
+    if isinstance(obj.get("messages"), list):
+        return _turns(obj["messages"], "role", lambda t: _content_to_text(t.get("content"), refs))
+    if "instruction" in obj and "output" in obj:
+        q = str(obj["instruction"])
+        if refs and IMAGE_TOKEN not in q:
+            q = f"{IMAGE_TOKEN}\n{q}"
+        return [{"from": HUMAN, "value": q}, {"from": ASSISTANT, "value": str(obj["output"])}], None
+    turns = _plain_text(obj, refs)
+    if turns is not None:
+        meta["text_kind"] = "caption" if refs else "document"
+        meta.pop("text", None)
+    return turns, None
+
+
 def normalise(obj: Any, key: str, source: str, location: str) -> SourceRecord:
-    """Turn one decoded JSON value into a :class:`SourceRecord` (never raises on bad data)."""
+    """Turn one decoded JSON value into a :class:`SourceRecord` (never raises on bad data).
+
+    Every top-level field not consumed as text or images is kept in ``metadata`` (nested
+    objects and lists as JSON values); per-turn extra keys stay on their turn. ``{"text": ...}``
+    records are text-only documents; LLaVA eval question/answer records get a reason naming
+    the format (``llava_eval_questions`` / ``llava_eval_answers``).
+    """
     rec = SourceRecord(key=key, source=source, location=location)
     if not isinstance(obj, dict):
         rec.reason, rec.error = "bad_record", f"expected an object, got {type(obj).__name__}"
         return rec
-    rec.metadata = {k: v for k, v in obj.items() if isinstance(v, (str, int, float, bool))
-                    and k not in ("image", "instruction", "output") and len(str(v)) < 512}
-    if "video" in obj or "videos" in obj:
-        rec.reason, rec.error = "unsupported_modality", "video samples are not supported"
+    rec.metadata = {k: v for k, v in obj.items() if k not in _CONSUMED}
+    if "video" in obj or "videos" in obj or "audio" in obj or "audios" in obj:
+        rec.reason, rec.error = "unsupported_modality", "video/audio samples are not supported"
         return rec
     images = obj.get("image", obj.get("images"))
     refs: list[str] = []
@@ -108,23 +166,19 @@ def normalise(obj: Any, key: str, source: str, location: str) -> SourceRecord:
         refs = [images]
     elif isinstance(images, list):
         refs = [str(i) for i in images]
-    turns: list[dict[str, str]] | None = None
-    if isinstance(obj.get("conversations"), list):
-        turns = [{"from": str(t.get("from", "")), "value": t.get("value")}
-                 for t in obj["conversations"] if isinstance(t, dict)]
-    elif isinstance(obj.get("messages"), list):
-        turns = []
-        for t in obj["messages"]:
-            if isinstance(t, dict):
-                turns.append({"from": str(t.get("role", "")),
-                              "value": _content_to_text(t.get("content"), refs)})
-    elif "instruction" in obj and "output" in obj:
-        q = str(obj["instruction"])
-        if refs and IMAGE_TOKEN not in q:
-            q = f"{IMAGE_TOKEN}\n{q}"
-        turns = [{"from": HUMAN, "value": q}, {"from": ASSISTANT, "value": str(obj["output"])}]
+    no_conv = not any(k in obj for k in ("conversations", "messages", "instruction"))
+    for marker, (reason, what) in EVAL_FORMATS.items():
+        if no_conv and marker in obj:
+            rec.reason, rec.error = reason, f"record looks like {what}"
+            return rec
+    turns, bad = _record_turns(obj, refs, rec.metadata)
+    if bad:
+        rec.reason, rec.error = "bad_record", bad
+        return rec
     if turns is None:
-        rec.reason, rec.error = "missing_conversations", "no conversations/messages field"
+        rec.reason, rec.error = "missing_conversations", (
+            f"no conversations/messages/instruction+output/text field (fields: "
+            f"{sorted(obj)[:10]})")
         return rec
     for t in turns:
         role = ROLE_MAP.get(t["from"].lower())
@@ -136,32 +190,3 @@ def normalise(obj: Any, key: str, source: str, location: str) -> SourceRecord:
             t["value"] = "" if t["value"] is None else str(t["value"])
     rec.conversations, rec.image_refs = turns, refs
     return rec
-
-
-def iter_json_values(f: IO[bytes], name: str) -> Iterator[tuple[int, Any, str | None]]:
-    """Yield ``(index, value, error)`` from a JSON array or JSONL stream.
-
-    A JSONL line that is not valid JSON (or not UTF-8) yields ``(index, None, message)`` and
-    reading goes on. A JSON array that breaks mid-way yields one error for the rest.
-    """
-    head = f.read(4096)
-    f.seek(0)
-    first = head.lstrip()[:1]
-    if first == b"[":
-        i = 0
-        try:
-            for i, value in enumerate(ijson.items(f, "item", use_float=True)):
-                yield i, value, None
-        except (ijson.JSONError, UnicodeDecodeError) as e:
-            yield i + 1, None, f"bad_json: array broken after record {i}: {e}"
-        return
-    for i, raw in enumerate(f):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            yield i, json.loads(line.decode("utf-8")), None
-        except UnicodeDecodeError as e:
-            yield i, None, f"bad_encoding: {e}"
-        except json.JSONDecodeError as e:
-            yield i, None, f"bad_json: {e}"

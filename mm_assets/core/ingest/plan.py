@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import fsspec
 import xxhash
 
-from mm_assets.core.ingest.formats import SourceRecord, iter_json_values, normalise, safe_id
+from mm_assets.core.ingest.formats import SourceRecord, normalise, safe_id
+from mm_assets.core.ingest.json_shapes import JsonShape, ShapeError, detect_shape, iter_records
 from mm_assets.core.storage import Store
 
 STATE = "inputs/_state.json"
@@ -36,10 +38,49 @@ class IngestConfig:
 
     shard_size: int = 1000
     shard_digits: int = 6
+    wds_key: str = "first_dot"
 
     def __post_init__(self) -> None:
         if self.shard_size <= 0:
             raise ValueError(f"shard_size must be > 0, got {self.shard_size}")
+        if self.wds_key not in ("first_dot", "last_dot"):
+            raise ValueError(f"wds_key must be first_dot or last_dot, got {self.wds_key!r}")
+
+
+@dataclass(slots=True)
+class InputSummary:
+    """What ingest did with one input.
+
+    Attributes:
+        input: the input URL.
+        shape: ``array`` | ``jsonl`` | ``object`` | ``dict`` | ``wrapper`` | ``empty`` |
+            ``webdataset``, or ``already_ingested`` (skipped).
+        detail: human-readable shape (``wrapper object (records in 'data')``).
+        records: records read (= manifest lines written for this input; 0 for WebDataset tars,
+            whose samples are counted by raw_shards).
+        shards: shard ids created.
+        flagged: records already marked unusable at ingest, per reason (``bad_json``, ...);
+            they are in the manifests and quarantined by raw_shards.
+    """
+
+    input: str
+    shape: str
+    detail: str = ""
+    records: int = 0
+    shards: list[str] = field(default_factory=list)
+    flagged: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """One line for the CLI: ``in.json: JSON array, 3 records -> 1 shard (000000)``."""
+        name = self.input.rstrip("/").rsplit("/", 1)[-1]
+        if self.shape == "already_ingested":
+            return f"{name}: already ingested, skipped"
+        if self.shape == "empty":
+            return f"{name}: empty (no records), nothing ingested"
+        what = f"{self.records} records" if self.shape != "webdataset" else "tar"
+        bad = ", ".join(f"{k}={v}" for k, v in sorted(self.flagged.items()))
+        return (f"{name}: {self.detail}, {what} -> {len(self.shards)} shard(s) "
+                f"({', '.join(self.shards)})" + (f"; flagged {bad}" if bad else ""))
 
 
 def resolve_image(ref: str, image_root: str) -> tuple[str | None, str | None]:
@@ -93,12 +134,15 @@ class _Planner:
         self.store.write_bytes(f"inputs/{sid}.jsonl", body.encode())
         return sid
 
-    def json_input(self, url: str, image_root: str) -> list[str]:
-        slug, shards, batch = self.slug(url), [], []
-        header = {"kind": "records", "input": url, "image_root": image_root}
+    def json_input(self, url: str, image_root: str, shape: JsonShape,
+                   summary: InputSummary) -> None:
+        slug, batch = self.slug(url), []
+        header = {"kind": "records", "input": url, "image_root": image_root,
+                  "shape": shape.kind}
+        flagged: Counter = Counter()
         fs, path = fsspec.core.url_to_fs(url)
         with fs.open(path, "rb") as f:
-            for i, value, err in iter_json_values(f, url):
+            for i, value, err in iter_records(f, shape):
                 sid_ = value.get("id") if isinstance(value, dict) else None
                 key = f"{slug}-{i:07d}" + (f"-{safe_id(sid_)}" if sid_ not in (None, "") else "")
                 loc = f"{url}:{i}"
@@ -110,22 +154,37 @@ class _Planner:
                     for ref in rec.image_refs:
                         if rec.reason is None and resolve_image(ref, image_root)[1]:
                             rec.reason, rec.error = "unsafe_path", f"image path {ref!r} escapes root"
+                flagged.update([rec.reason] if rec.reason else [])
+                summary.records += 1
                 batch.append(rec.to_json())
                 if len(batch) >= self.cfg.shard_size:
-                    shards.append(self.write(batch, header))
+                    summary.shards.append(self.write(batch, header))
                     batch = []
         if batch:
-            shards.append(self.write(batch, header))
-        return shards
+            summary.shards.append(self.write(batch, header))
+        summary.flagged = dict(sorted(flagged.items()))
 
     def tar_input(self, url: str) -> list[str]:
-        header = {"kind": "webdataset", "input": url, "source": self.slug(url)}
+        header = {"kind": "webdataset", "input": url, "source": self.slug(url),
+                  "key_rule": self.cfg.wds_key}
         return [self.write([], header)]
 
 
-def plan_ingest(store: Store, inputs: list[str], image_root: str | None,
-                cfg: IngestConfig) -> list[str]:
-    """Stream ``inputs`` into shard manifests under ``inputs/`` and return the new shard ids.
+def _detect(url: str) -> JsonShape:
+    fs, path = fsspec.core.url_to_fs(url)
+    with fs.open(path, "rb") as f:
+        try:
+            return detect_shape(f, path)
+        except ShapeError as e:
+            raise ShapeError(f"{url}: unrecognised JSON shape: {e}") from None
+
+
+def ingest_inputs(store: Store, inputs: list[str], image_root: str | None,
+                  cfg: IngestConfig) -> list[InputSummary]:
+    """Stream ``inputs`` into shard manifests under ``inputs/``; one summary per input.
+
+    Every input is checked before anything is written: an image folder that does not exist or
+    a JSON input of an unsupported shape fails the whole call, leaving the root unchanged.
 
     Args:
         store: storage root.
@@ -134,29 +193,52 @@ def plan_ingest(store: Store, inputs: list[str], image_root: str | None,
         cfg: ingest settings.
 
     Returns:
-        Shard ids created by this call (empty when every input was already ingested).
+        One :class:`InputSummary` per input, in order (``records`` = manifest lines written for
+        it, so per-input counts reconcile with raw_shards' ``n_in``).
 
     Raises:
-        FileNotFoundError: an input does not exist.
-        ValueError: an input has an unsupported extension.
+        FileNotFoundError: an input or the image folder does not exist.
+        ValueError: an input has an unsupported extension; :class:`ShapeError` (a
+            ``ValueError``) when a JSON input has an unsupported shape (message names it).
     """
+    if image_root:
+        fs, path = fsspec.core.url_to_fs(image_root)
+        if not fs.isdir(path):
+            raise FileNotFoundError(f"image folder {image_root} does not exist")
     planner = _Planner(store, cfg)
-    new: list[str] = []
+    todo: list[tuple[InputSummary, str, JsonShape | None]] = []
+    summaries: list[InputSummary] = []
     for url in inputs:
         fp = _fingerprint(url)
+        summary = InputSummary(url, "webdataset", "WebDataset tar")
+        summaries.append(summary)
         if fp in planner.state["ingested"]:
-            continue
-        if url.endswith(WDS_SUFFIXES):
-            shards = planner.tar_input(url)
+            summary.shape = "already_ingested"
+        elif url.endswith(WDS_SUFFIXES):
+            todo.append((summary, fp, None))
         elif url.endswith((".json", ".jsonl")):
-            root = image_root or url.rstrip("/").rsplit("/", 1)[0]
-            shards = planner.json_input(url, root)
+            todo.append((summary, fp, _detect(url)))
         else:
             raise ValueError(f"unsupported input {url!r}: expected .json, .jsonl, .tar or .tgz")
-        planner.state["ingested"][fp] = shards
-        new.extend(shards)
+    for summary, fp, shape in todo:
+        url = summary.input
+        if shape is None:
+            summary.shards = planner.tar_input(url)
+        else:
+            summary.shape, summary.detail = shape.kind, shape.describe()
+            if shape.kind != "empty":
+                root = image_root or url.rstrip("/").rsplit("/", 1)[0]
+                planner.json_input(url, root, shape, summary)
+        planner.state["ingested"][fp] = summary.shards
         store.write_json(STATE, planner.state)
-    return new
+    return summaries
+
+
+def plan_ingest(store: Store, inputs: list[str], image_root: str | None,
+                cfg: IngestConfig) -> list[str]:
+    """:func:`ingest_inputs`, returning only the new shard ids (empty when every input was
+    already ingested or empty). Raises what :func:`ingest_inputs` raises."""
+    return [sh for s in ingest_inputs(store, inputs, image_root, cfg) for sh in s.shards]
 
 
 def read_manifest(store: Store, shard: str) -> tuple[dict, list[SourceRecord]]:
