@@ -50,6 +50,9 @@ def parse_recipe_spec(spec: str, known: list[str]) -> list[str]:
 def parse_shard_spec(spec: str, known: list[str]) -> list[str]:
     """Shard ids from ``0-99``, ``3,5,7``, ``0000*`` or ``all``, checked against ``known``.
 
+    Linear in ``len(known)`` plus the shards named (one set of the known ids, built once;
+    each glob scans ``known`` once): ``0-11999`` over 12,000 shards takes milliseconds.
+
     Raises:
         ValueError: a shard in the spec is not a known partition, or the spec is malformed.
     """
@@ -63,7 +66,7 @@ def parse_shard_spec(spec: str, known: list[str]) -> list[str]:
     for part in spec.split(","):
         part = part.strip()
         if any(c in part for c in "*?["):
-            wanted.extend(k for k in known if fnmatch.fnmatch(k, part))
+            wanted.extend(fnmatch.filter(known, part))
         elif "-" in part:
             lo, _, hi = part.partition("-")
             if not (lo.isdigit() and hi.isdigit()) or int(lo) > int(hi):
@@ -73,7 +76,8 @@ def parse_shard_spec(spec: str, known: list[str]) -> list[str]:
             wanted.append(f"{int(part):0{width}d}")
         else:
             wanted.append(part)
-    unknown = [w for w in wanted if w not in set(known)]
+    known_set = set(known)
+    unknown = [w for w in wanted if w not in known_set]
     if unknown:
         raise ValueError(f"unknown shard(s) {unknown[:10]}{' ...' if len(unknown) > 10 else ''};"
                          f" {len(known)} shards are known")

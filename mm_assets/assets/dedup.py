@@ -16,8 +16,8 @@ from mm_assets.core.dedup.exact import (
     exact_groups,
     group_size_histogram,
     hash_samples,
-    near_duplicate_groups,
 )
+from mm_assets.core.dedup.near import near_duplicate_groups
 from mm_assets.core.records import StageCounts
 from mm_assets.partitions import shard_backfill, shards
 from resources.storage import StorageResource
@@ -48,6 +48,7 @@ def image_hashes(context, config: HashConfig, storage: StorageResource) -> Mater
 class ExactDupConfig(Config):
     policy: str = "merge"
     phash_threshold: int = 6
+    flip_invariant: bool = False
 
 
 @asset(deps=[AssetKey("image_hashes")], group_name="dedup", kinds={"polars"},
@@ -57,7 +58,8 @@ def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
     """Duplicate groups across all shards (image-list groups; identical text-only samples) and
     the policy's action per member (``merge``/``keep_one``/``keep_all``)."""
     store = storage.store()
-    cfg = DedupConfig(policy=config.policy, phash_threshold=config.phash_threshold)
+    cfg = DedupConfig(policy=config.policy, phash_threshold=config.phash_threshold,
+                      flip_invariant=config.flip_invariant)
     import polars as pl
 
     with Timer() as t:
@@ -67,7 +69,7 @@ def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
         hist = group_size_histogram(groups)
         store.write_parquet("exact_duplicates/groups.parquet", groups)
         store.write_parquet("exact_duplicates/group_sizes.parquet", hist)
-        near = near_duplicate_groups(hashes, cfg.phash_threshold)
+        near = near_duplicate_groups(hashes, cfg.phash_threshold, cfg.flip_invariant)
         store.write_parquet("exact_duplicates/near_groups.parquet", near)
     removed = groups.filter(pl.col("action") == "remove").height
     counts = StageCounts(hashes.height, hashes.height - removed)
@@ -81,6 +83,7 @@ def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
         "to_merge": groups.filter(pl.col("action") == "merge").height,
         "near_duplicate_groups": near["near_group"].n_unique(),
         "samples_in_near_groups": near.height, "phash_threshold": cfg.phash_threshold,
+        "near_grouping": "star (leader)", "flip_invariant": cfg.flip_invariant,
         "group_sizes": md_table(hist),
         "group_size_plot": bar_plot(img["group_size"].to_list(), img["n_groups"].to_list(),
                                     "image duplicate groups", "group size"),

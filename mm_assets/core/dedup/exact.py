@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import polars as pl
 
 from mm_assets.core.dedup.hashing import hash_image, list_hash, text_hash
@@ -24,7 +23,7 @@ Policy = Literal["merge", "keep_one", "keep_all"]
 HASH_SCHEMA = {
     "key": pl.Utf8, "source": pl.Utf8, "n_images": pl.Int32,
     "bytes_hashes": pl.List(pl.Utf8), "pixel_hashes": pl.List(pl.Utf8),
-    "phashes": pl.List(pl.Int64), "list_hash": pl.Utf8, "pixel_list_hash": pl.Utf8,
+    "phashes": pl.List(pl.Int64), "phashes_flip": pl.List(pl.Int64), "list_hash": pl.Utf8, "pixel_list_hash": pl.Utf8,
     "text_hash": pl.Utf8, "widths": pl.List(pl.Int32), "heights": pl.List(pl.Int32),
 }
 
@@ -38,11 +37,13 @@ class DedupConfig:
             keep one), ``keep_one`` (all but the representative removed), ``keep_all``.
         max_pixels: pixel cap when decoding for pixel and perceptual hashes.
         phash_threshold: near-duplicate when pHash Hamming distance <= this (bits of 64).
+        flip_invariant: near-duplicates also match horizontally mirrored images.
     """
 
     policy: Policy = "merge"
     max_pixels: int = 64_000_000
     phash_threshold: int = 6
+    flip_invariant: bool = False
 
     def __post_init__(self) -> None:
         if self.policy not in ("merge", "keep_one", "keep_all"):
@@ -65,6 +66,7 @@ def hash_samples(samples: Iterable[Sample], max_pixels: int) -> pl.DataFrame:
             "bytes_hashes": [h.bytes_hash for h in hs],
             "pixel_hashes": [h.pixel_hash or h.bytes_hash for h in hs],
             "phashes": [h.phash for h in hs if h.phash is not None],
+            "phashes_flip": [h.phash_flip for h in hs if h.phash is not None],
             "list_hash": list_hash([h.bytes_hash for h in hs]),
             "pixel_list_hash": list_hash([h.pixel_hash or h.bytes_hash for h in hs]),
             "text_hash": text_hash(s.text()),
@@ -111,57 +113,3 @@ def group_size_histogram(groups: pl.DataFrame) -> pl.DataFrame:
     per_group = groups.unique(["kind", "group_id"]).select("kind", "group_size")
     return per_group.group_by("kind", "group_size").agg(pl.len().alias("n_groups")).sort(
         "kind", "group_size")
-
-
-def _phash_bytes(values: list[int]) -> np.ndarray:
-    arr = np.array(values, dtype=np.int64).view(np.uint64)
-    return arr.astype(">u8").view(np.uint8).reshape(-1, 8)
-
-
-def near_duplicate_groups(hashes: pl.DataFrame, threshold: int, block: int = 65536
-                          ) -> pl.DataFrame:
-    """Samples linked by images whose pHash differs by at most ``threshold`` bits.
-
-    Pairs come from a FAISS binary index range search (exact Hamming, brute force over blocks
-    of queries: O(N²) popcounts, fine up to ~10^6 images); groups are connected components.
-    Exact pixel duplicates are included (distance 0).
-
-    Returns:
-        ``key, near_group (smallest key of the component), near_group_size`` for samples in a
-        component of size ≥ 2.
-    """
-    import faiss
-
-    img = hashes.select("key", "phashes").explode("phashes").drop_nulls("phashes")
-    keys, values = img["key"].to_list(), img["phashes"].to_list()
-    parent = list(range(len(keys)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    if values:
-        codes = _phash_bytes(values)
-        index = faiss.IndexBinaryFlat(64)
-        index.add(codes)
-        for start in range(0, len(codes), block):
-            lims, _, ids = index.range_search(codes[start:start + block], threshold + 1)
-            for q in range(len(lims) - 1):
-                for j in ids[lims[q]:lims[q + 1]]:
-                    a, b = find(start + q), find(int(j))
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)
-    by_key: dict[str, int] = {}
-    for i, k in enumerate(keys):  # a sample's images link its components together
-        if k in by_key:
-            a, b = find(by_key[k]), find(i)
-            parent[max(a, b)] = min(a, b)
-        by_key[k] = i
-    comp = pl.DataFrame({"key": list(by_key), "root": [find(i) for i in by_key.values()]},
-                        schema={"key": pl.Utf8, "root": pl.Int64})
-    comp = comp.with_columns(pl.col("key").min().over("root").alias("near_group"),
-                             pl.len().over("root").alias("near_group_size"))
-    return comp.filter(pl.col("near_group_size") > 1).select(
-        "key", "near_group", "near_group_size").sort("near_group", "key")

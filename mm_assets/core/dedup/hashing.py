@@ -3,8 +3,8 @@
 - bytes hash: xxh3-128 of the encoded bytes (hex, 32 chars).
 - pixel hash: xxh3-128 of the normalised RGBA pixels plus size (see :mod:`.images`), so the
   same picture saved as PNG and BMP hashes alike.
-- perceptual hash: pHash (``imagehash.phash``, 64 bits) of the RGB image, compared by
-  Hamming distance.
+- perceptual hash: pHash (as ``imagehash.phash``, 64 bits) of the RGB image, compared by
+  Hamming distance, and the pHash of its horizontal mirror (for flip-invariant search).
 - text hash: xxh3-128 of NFKC-normalised, case-folded, whitespace-collapsed text.
 - list hash: xxh3-128 over the ordered per-image hashes; ``None`` for text-only samples, so
   they never group together through an empty image list.
@@ -16,7 +16,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-import imagehash
 import numpy as np
 import xxhash
 from PIL import Image
@@ -43,23 +42,42 @@ MIN_PHASH_SIDE = 16
 MIN_PHASH_STD = 4.0
 
 
-def perceptual_hash(im: Image.Image) -> int | None:
-    """64-bit pHash (DCT of a 32×32 grey thumbnail) as a signed int64-compatible int.
+def perceptual_hashes(im: Image.Image) -> tuple[int | None, int | None]:
+    """64-bit pHash of the image and of its horizontal mirror, as signed int64-compatible ints.
 
-    ``None`` for images too small (side < 16 px) or too flat (grey std < 4 on a 32×32
+    pHash as ``imagehash.phash`` (hash_size 8): 32×32 grey LANCZOS thumbnail, 2-D DCT-II, the
+    8×8 lowest frequencies thresholded at their median; bits row-major, first bit highest
+    (identical to ``imagehash.phash``). The mirror hash comes from the same DCT: mirroring
+    the thumbnail's columns multiplies horizontal frequency ``v`` by ``(-1)**v``, so it is
+    exactly the pHash of the mirrored thumbnail, at no extra decode or resize.
+
+    ``(None, None)`` for images too small (side < 16 px) or too flat (grey std < 4 on a 32×32
     thumbnail) to carry a meaningful pHash: their hashes collide with unrelated flat images.
     """
+    import scipy.fftpack
+
     rgb = to_rgb(im)
     if min(rgb.size) < MIN_PHASH_SIDE:
-        return None
+        return None, None
     thumb = rgb.convert("L").resize((32, 32), Image.Resampling.BILINEAR)
     if float(np.asarray(thumb, dtype=np.float32).std()) < MIN_PHASH_STD:
-        return None
-    bits = imagehash.phash(rgb).hash.flatten()
-    value = 0
-    for b in bits:
-        value = (value << 1) | int(b)
-    return value - (1 << 64) if value >= (1 << 63) else value
+        return None, None
+    pixels = np.asarray(rgb.convert("L").resize((32, 32), Image.Resampling.LANCZOS))
+    low = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=0), axis=1)[:8, :8]
+    mirrored = low * _MIRROR_SIGN
+    return _bits(low > np.median(low)), _bits(mirrored > np.median(mirrored))
+
+
+_MIRROR_SIGN = np.where(np.arange(8) % 2 == 0, 1.0, -1.0)[None, :]
+
+
+def _bits(bits: np.ndarray) -> int:
+    return int.from_bytes(np.packbits(bits.ravel()).tobytes(), "big", signed=True)
+
+
+def perceptual_hash(im: Image.Image) -> int | None:
+    """64-bit pHash of ``im`` (see :func:`perceptual_hashes`); ``None`` when too small/flat."""
+    return perceptual_hashes(im)[0]
 
 
 def hamming(a: int, b: int) -> int:
@@ -90,6 +108,7 @@ class ImageHashes:
     bytes_hash: str
     pixel_hash: str | None
     phash: int | None
+    phash_flip: int | None = None
     width: int = 0
     height: int = 0
     error: str | None = None
@@ -102,4 +121,10 @@ def hash_image(data: bytes, max_pixels: int) -> ImageHashes:
         im = decode(data, max_pixels)
     except ImageError as e:
         return ImageHashes(bh, None, None, error=e.reason)
-    return ImageHashes(bh, pixel_hash(im), perceptual_hash(im), im.width, im.height)
+    return hashes_of_decoded(bh, im)
+
+
+def hashes_of_decoded(bh: str, im: Image.Image) -> ImageHashes:
+    """Hashes of an image already decoded by :func:`decode` (``bh``: its bytes hash)."""
+    ph, flip = perceptual_hashes(im)
+    return ImageHashes(bh, pixel_hash(im), ph, flip, im.width, im.height)

@@ -7,7 +7,8 @@ import re
 import polars as pl
 import pytest
 
-from mm_assets.core.dedup.exact import exact_groups, hash_samples, near_duplicate_groups
+from mm_assets.core.dedup.exact import exact_groups, hash_samples
+from mm_assets.core.dedup.near import near_duplicate_groups
 from mm_assets.core.ingest.formats import safe_id
 from mm_assets.core.records import Sample
 
