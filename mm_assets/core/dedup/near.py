@@ -32,21 +32,31 @@ from mm_assets.core.dedup.hamming import Method, radius_pairs
 GROUP_SCHEMA = {"key": pl.Utf8, "near_group": pl.Utf8, "near_group_size": pl.UInt32}
 
 
-def _items(hashes: pl.DataFrame, flip: bool) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame]:
-    """Sample keys (sorted), ``(s, item)`` links and the distinct items (``phash[, flip]``)."""
+def _items(hashes: pl.DataFrame, flip: bool
+           ) -> tuple[pl.Series, tuple[np.ndarray, np.ndarray], pl.DataFrame]:
+    """Sample keys (sorted), ``(s, item)`` links (L,) int64 and the distinct items
+    (``phashes[, phashes_flip]`` Int64 columns, one row per distinct image hash)."""
     cols = ["phashes", "phashes_flip"] if flip else ["phashes"]
     if flip and "phashes_flip" not in hashes.columns:
         raise ValueError("flip-invariant near-duplicates need the phashes_flip column: "
                          "re-materialize image_hashes")
-    img = hashes.select("key", *cols).filter(pl.col("phashes").list.len() > 0).sort("key")
-    if img["key"].is_duplicated().any():
-        dup = img.filter(pl.col("key").is_duplicated())["key"].unique().head(5).to_list()
-        raise ValueError(f"duplicate sample keys in the hash tables, e.g. {dup}")
-    img = img.with_row_index("s")
-    links = img.explode(cols).drop_nulls("phashes")
-    items = links.select(cols).unique().sort(cols).with_row_index("item")
-    links = links.join(items, on=cols).select("s", "item").unique().sort("s", "item")
-    return img["key"], links, items
+    img = hashes.select("key", *cols).filter(pl.col("phashes").list.len() > 0)
+    img = img.sort("key", multithreaded=False)  # faster than a threaded sort on busy cores
+    repeated = img["key"].filter(img["key"] == img["key"].shift(1))  # sorted: repeats adjacent
+    if repeated.len():
+        raise ValueError(f"duplicate sample keys in the hash tables, e.g. "
+                         f"{repeated.unique().head(5).to_list()}")
+    lens = img["phashes"].list.len().to_numpy().astype(np.int64)
+    s = np.repeat(np.arange(img.height, dtype=np.int64), lens)
+    values = [img[c].explode().to_numpy().astype(np.int64) for c in cols]
+    if flip:
+        pairs = np.stack(values, axis=1)
+        uniq, item = np.unique(pairs, axis=0, return_inverse=True)
+        items = pl.DataFrame({"phashes": uniq[:, 0], "phashes_flip": uniq[:, 1]})
+    else:
+        uniq, item = np.unique(values[0], return_inverse=True)
+        items = pl.DataFrame({"phashes": uniq})
+    return img["key"], (s, item.reshape(-1).astype(np.int64)), items
 
 
 def _item_pairs(items: pl.DataFrame, radius: int, flip: bool, method: Method
@@ -77,6 +87,10 @@ def star_groups(n_samples: int, links: tuple[np.ndarray, np.ndarray], n_items: i
                 pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Leader grouping of samples (see module docstring).
 
+    Components of the sample–image–near-pair graph are independent: one holding a single
+    distinct hash is one group led by its first sample (vectorised); the leader loop runs
+    only over samples of the other components.
+
     Args:
         n_samples: samples, indexed 0..S-1 in visiting (key) order.
         links: ``(s, item)`` (L,) int64 arrays: sample ``s`` has an image with hash ``item``.
@@ -86,28 +100,54 @@ def star_groups(n_samples: int, links: tuple[np.ndarray, np.ndarray], n_items: i
     Returns:
         (S,) int64: each sample's leader index (itself for leaders and ungrouped samples).
 
-    Cost: O(S + L + P) Python steps (each item's samples and neighbours are scanned once).
+    Cost: O(S + L + P) vectorised, plus O(S' + L' + P) Python steps over the S' samples in
+    components with more than one distinct hash.
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     s, it = links
-    s_ptr, s_items = _csr(s, it, n_samples)
+    a, b = pairs
+    n = n_samples + n_items
+    graph = coo_matrix((np.ones(s.size + a.size, np.int8),
+                        (np.concatenate([s, n_samples + a]), np.concatenate([n_samples + it,
+                                                                             n_samples + b]))),
+                       shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    hashes_in = np.bincount(comp[n_samples:], minlength=comp.max() + 1)
+    simple = hashes_in[comp[:n_samples]] <= 1
+    first = np.full(comp.max() + 1, n_samples, np.int64)
+    np.minimum.at(first, comp[:n_samples], np.arange(n_samples))
+    group = np.where(simple, first[comp[:n_samples]], -1)
+    todo = np.flatnonzero(~simple)
+    keep = ~simple[s]
+    _leader_loop(group, todo, (s[keep], it[keep]), n_items, pairs)
+    return group
+
+
+def _leader_loop(group: np.ndarray, todo: np.ndarray, links: tuple[np.ndarray, np.ndarray],
+                 n_items: int, pairs: tuple[np.ndarray, np.ndarray]) -> None:
+    """Fill ``group`` (-1 = not yet) for the samples ``todo`` (ascending), in place."""
+    s, it = links
+    s_ptr, s_items = _csr(s, it, group.size)
     i_ptr, i_samples = _csr(it, s, n_items)
     a, b = pairs
     n_ptr, nbrs = _csr(np.concatenate([a, b]), np.concatenate([b, a]), n_items)
-    group = [-1] * n_samples
+    out = group.tolist()
     done = [False] * n_items  # every sample holding the item is grouped
-    for leader in range(n_samples):
-        if group[leader] >= 0:
+    for leader in todo.tolist():
+        if out[leader] >= 0:
             continue
-        group[leader] = leader
+        out[leader] = leader
         for x in s_items[s_ptr[leader]:s_ptr[leader + 1]]:
             for y in (x, *nbrs[n_ptr[x]:n_ptr[x + 1]]):
                 if done[y]:
                     continue
                 done[y] = True
                 for member in i_samples[i_ptr[y]:i_ptr[y + 1]]:
-                    if group[member] < 0:
-                        group[member] = leader
-    return np.asarray(group, dtype=np.int64)
+                    if out[member] < 0:
+                        out[member] = leader
+    group[:] = out
 
 
 def near_duplicate_groups(hashes: pl.DataFrame, threshold: int, flip: bool = False,
@@ -132,11 +172,9 @@ def near_duplicate_groups(hashes: pl.DataFrame, threshold: int, flip: bool = Fal
     """
     keys, links, items = _items(hashes, flip)
     a, b = _item_pairs(items, threshold, flip, method)
-    group = star_groups(keys.len(), (links["s"].to_numpy().astype(np.int64),
-                                     links["item"].to_numpy().astype(np.int64)),
-                        items.height, (a, b))
-    out = pl.DataFrame({"key": keys, "leader": group}).with_columns(
-        pl.col("key").gather(pl.col("leader")).alias("near_group"),
-        pl.len().over("leader").cast(pl.UInt32).alias("near_group_size"))
-    return out.filter(pl.col("near_group_size") > 1).select(list(GROUP_SCHEMA)).sort(
-        "near_group", "key")
+    group = star_groups(keys.len(), links, items.height, (a, b))
+    size = np.bincount(group, minlength=group.size)[group]
+    rows = np.flatnonzero(size > 1)
+    rows = rows[np.lexsort((rows, group[rows]))]  # keys sorted: (leader, index) = (group, key)
+    return pl.DataFrame({"key": keys.gather(rows), "near_group": keys.gather(group[rows]),
+                         "near_group_size": size[rows]}, schema=GROUP_SCHEMA)
