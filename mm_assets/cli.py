@@ -10,8 +10,35 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Curate multimodal instruction data as a Dagster asset graph.")
+DEBUG = {"on": False}  # set by --debug (anywhere on the command line)
+
+
+def one_line(e: BaseException) -> str:
+    """``Type: message`` on one line (white space folded), for a CLI error."""
+    msg = " ".join(str(e).split())
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+class _App(typer.Typer):
+    """The Typer app; an uncaught error prints one line (``error: Type: message``) and exits 1,
+    unless ``--debug`` is given, which shows the traceback (and Dagster's step logs)."""
+
+    def __call__(self, *args, **kwargs):
+        argv = list(kwargs.pop("args", None) or sys.argv[1:])
+        DEBUG["on"] = "--debug" in argv
+        argv = [a for a in argv if a != "--debug"]
+        try:
+            return super().__call__(*args, args=argv, **kwargs)
+        except Exception as e:
+            if DEBUG["on"]:
+                raise
+            print(f"error: {one_line(e)} (--debug shows the traceback)", file=sys.stderr)
+            sys.exit(1)
+
+
+app = _App(add_completion=False, no_args_is_help=True,
+           help="Curate multimodal instruction data as a Dagster asset graph. "
+                "--debug (any position): tracebacks and Dagster step logs on errors.")
 
 RootOpt = typer.Option("", "--root", help="storage root URL (default $MM_ASSETS_ROOT)")
 
@@ -42,6 +69,14 @@ def _ingest(inputs: list[str], images: str | None, shard_size: int, wds_key: str
     for s in summaries if report else []:
         report(s.line())
     return store, new
+
+
+DEMO_CONFIG = Path(__file__).parent / "demo" / "run_config.yaml"
+
+
+def _log_level() -> str:
+    """Dagster console log level: step logs and tracebacks only with ``--debug``."""
+    return "INFO" if DEBUG["on"] else "CRITICAL"
 
 
 def _asset_config(path: str) -> dict:
@@ -93,13 +128,16 @@ def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebD
 @app.command()
 def run(select: str = typer.Option("", "--select", help="comma-separated assets (default all)"),
         shards: str = typer.Option("all", "--shards", help="0-99, 3,5, 0000*, all"),
-        recipes: str = typer.Option("all", "--recipes",
-                                    help="mixtures partitions: names, globs (ppl_*), all"),
+        recipes: str = typer.Option("", "--recipes",
+                                    help="mixtures partitions: names or globs (ppl_*) of "
+                                    "shipped examples or the root's recipes; all = every one "
+                                    "(default: the root's own, {root}/recipes/*.yaml)"),
         missing: bool = typer.Option(False, "--missing", help="skip materialized partitions"),
         config: str = typer.Option("", "--config", help="YAML: {asset: {field: value}}"),
         root: str = RootOpt) -> None:
     """Materialize assets in process (no webserver needed), with progress."""
     _setup(root)
+    from mm_assets.core.mix.registry import all_recipes, root_recipes
     from mm_assets.partitions import parse_recipe_spec, parse_shard_spec
     from mm_assets.runner import get_instance, register_recipes, run_graph
     from resources.storage import StorageResource
@@ -110,10 +148,12 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
         names = [s.strip() for s in select.split(",") if s.strip()] or None
         chosen = None
         if names is None or "mixtures" in names:
-            chosen = parse_recipe_spec(recipes, register_recipes(instance, StorageResource()))
+            store = StorageResource().store()
+            chosen = register_recipes(instance, StorageResource(), parse_recipe_spec(
+                recipes, sorted(all_recipes(store)), root_recipes(store)))
         t0 = time.time()
         summary = run_graph(instance, select=names, shards=keys, recipes=chosen,
-                            missing_only=missing,
+                            missing_only=missing, log_level=_log_level(),
                             run_config=_asset_config(config),
                             progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True))
     except ValueError as e:
@@ -129,19 +169,21 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
 def demo(root: str = RootOpt,
          shard_size: int = typer.Option(64, "--shard-size")) -> None:
     """The main job: generate the embedded default input and materialize the whole graph."""
+    from mm_assets.core.mix.registry import shipped
     from mm_assets.demo.data import generate
-    from mm_assets.runner import get_instance, run_graph
-    from resources.storage import resolve_root
+    from mm_assets.runner import get_instance, register_recipes, run_graph
+    from resources.storage import StorageResource, resolve_root
 
     _setup(root or os.environ.get("MM_ASSETS_ROOT", "") or ".mm_assets/root")
     t0 = time.time()
     src = generate(Path(".mm_assets/demo_input").resolve())
     store, new = _ingest([str(src)], str(src.parent / "images"), shard_size)
     print(f"input: {src} -> {len(new)} new shard(s); root {resolve_root()}")
-    run_config = {"ops": {"rephrased": {"config": {"max_samples": 6, "max_new_tokens": 96}},
-                          "clusters": {"config": {"k": 8}},
-                          "semdedup": {"config": {"target_fraction": 0.1}}}}
-    summary = run_graph(get_instance(), run_config=run_config,
+    run_config = _asset_config(str(DEMO_CONFIG))
+    print(f"run config ({DEMO_CONFIG.name}; the rest are the defaults): {run_config}")
+    instance = get_instance()
+    names = register_recipes(instance, StorageResource(), sorted(shipped()))  # named: examples
+    summary = run_graph(instance, run_config=run_config, recipes=names, log_level=_log_level(),
                         progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True))
     _print_summary(summary, store)
     for name in store.ls("mixtures"):
@@ -154,32 +196,25 @@ def demo(root: str = RootOpt,
 
 @app.command()
 def status(root: str = RootOpt) -> None:
-    """Per asset: materialized / missing / failed partitions."""
+    """Per asset: materialized / missing / failed partitions of the root's shards and recipes
+    (runs as recorded in $DAGSTER_HOME); exits 1 when any partition's latest run failed."""
     _setup(root)
-    from dagster import AssetKey, AssetPartitionStatus
-
-    from mm_assets.partitions import recipes as recipes_def
-    from mm_assets.partitions import shards as shards_def
     from mm_assets.runner import ORDER, get_instance
+    from mm_assets.status import asset_statuses
+    from resources.storage import StorageResource
 
-    instance = get_instance()
-    known = {"shards": instance.get_dynamic_partitions("shards"),
-             "recipes": instance.get_dynamic_partitions("recipes")}
-    per_recipe = {"mixtures"}
-    per_shard = {"raw_shards", "image_hashes", "embeddings", "ppl_scores", "curated"}
+    store = StorageResource().store()
+    rows = asset_statuses(get_instance(), store, ORDER)
+    print(f"root: {store.root}   instance: {os.environ['DAGSTER_HOME']}")
     print(f"{'asset':<18}{'materialized':>14}{'missing':>10}{'failed':>8}")
-    for a in ORDER:
-        key = AssetKey(a)
-        if a in per_shard or a in per_recipe:
-            total = known["recipes" if a in per_recipe else "shards"]
-            pdef = recipes_def if a in per_recipe else shards_def
-            st = list((instance.get_status_by_partition(key, total, pdef) or {}).values())
-            done, failed = (st.count(AssetPartitionStatus.MATERIALIZED),
-                            st.count(AssetPartitionStatus.FAILED))
-            print(f"{a:<18}{done:>14}{len(total) - done:>10}{failed:>8}")
-        else:
-            ev = instance.get_latest_materialization_event(key)
-            print(f"{a:<18}{(1 if ev else 0):>14}{(0 if ev else 1):>10}")
+    for r in rows:
+        print(f"{r.asset:<18}{r.done:>14}{r.total - r.done:>10}{r.failed:>8}"
+              + (f"  {', '.join(r.failed_keys)}" if r.failed_keys else ""))
+    failed = [f"{r.asset}[{k}]" for r in rows for k in r.failed_keys]
+    if failed:
+        typer.echo(f"FAILED: {sum(r.failed for r in rows)} partition(s): {', '.join(failed)}",
+                   err=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry

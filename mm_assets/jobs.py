@@ -4,8 +4,9 @@ Kept apart from :mod:`mm_assets.definitions` so the sensor can target them witho
 the whole code location (assets are selected by key).
 """
 
-from dagster import AssetSelection, Config, OpExecutionContext, define_asset_job, job, op
+from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
 
+from mm_assets.config import dagster_config
 from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
 from resources.storage import StorageResource
 
@@ -20,11 +21,9 @@ per_shard_job = define_asset_job(
     description="raw_shards, image_hashes, embeddings and ppl_scores for new shards")
 
 
-class IngestDropsConfig(Config):
-    """URLs of JSON/JSONL drops to ingest, and records per shard."""
-
-    urls: list[str]
-    shard_size: int = 1000
+IngestDropsConfig = dagster_config(IngestConfig, "IngestDropsConfig", extra={
+    "urls": (list[str], ..., "URLs of the JSON/JSONL drops to ingest")},
+    doc="URLs of JSON/JSONL drops to ingest, and the ingest settings.")
 
 
 @op
@@ -33,7 +32,7 @@ def ingest_drops(context: OpExecutionContext, config: IngestDropsConfig,
     """Ingest drops too large to ingest inside a sensor tick into shard manifests
     (``inputs/{id}.jsonl``); the new-data sensor turns them into partitions and per-shard
     runs on its next tick. Raises what :func:`plan_ingest` raises."""
-    new = plan_ingest(storage.store(), config.urls, None, IngestConfig(shard_size=config.shard_size))
+    new = plan_ingest(storage.store(), config.urls, None, config.core())
     context.log.info(f"ingested {len(config.urls)} drop(s): {len(new)} new shard(s)")
 
 

@@ -28,15 +28,23 @@ GPU_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {
     "limits": {"nvidia.com/gpu": "1"}}}}}
 
 
-def parse_recipe_spec(spec: str, known: list[str]) -> list[str]:
-    """Recipe names from ``all``, ``a,b`` or globs (``ppl_*``), checked against ``known``.
+def parse_recipe_spec(spec: str, known: list[str], default: list[str] | None = None
+                      ) -> list[str]:
+    """Recipe names from ``a,b``, globs (``ppl_*``) or ``all``, checked against ``known``.
+
+    Args:
+        spec: names/globs; ``all`` or ``*``: every known recipe; empty: ``default``.
+        known: every recipe that can be named (shipped examples and the root's own).
+        default: what an empty spec means (default: ``known``).
 
     Raises:
         ValueError: a name matches no known recipe.
     """
     import fnmatch
 
-    if spec.strip() in ("", "all", "*"):
+    if not spec.strip():
+        return list(known if default is None else default)
+    if spec.strip() in ("all", "*"):
         return list(known)
     wanted: list[str] = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):

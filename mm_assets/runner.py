@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, materialize
 
-from mm_assets.core.mix.registry import all_recipes
+from mm_assets.core.mix.registry import root_recipes
 from mm_assets.definitions import ALL_ASSETS, default_resources
 from resources.storage import StorageResource
 
@@ -55,8 +55,11 @@ class RunSummary:
                 self.counts[asset][k] = self.counts[asset].get(k, 0) + val
 
 
-def register_recipes(instance: DagsterInstance, storage: StorageResource) -> list[str]:
-    names = sorted(all_recipes(storage.store()))
+def register_recipes(instance: DagsterInstance, storage: StorageResource,
+                     names: list[str] | None = None) -> list[str]:
+    """Add ``names`` (default: the root's own recipes) as ``recipes`` partitions; returns them.
+    Shipped example recipes are registered only when named."""
+    names = sorted(root_recipes(storage.store()) if names is None else names)
     have = set(instance.get_dynamic_partitions("recipes"))
     instance.add_dynamic_partitions("recipes", [n for n in names if n not in have])
     return names
@@ -72,7 +75,8 @@ def _root_cause(error) -> str:
 def run_graph(instance: DagsterInstance, resources: dict | None = None,
               select: list[str] | None = None, shards: list[str] | None = None,
               recipes: list[str] | None = None, run_config: dict | None = None,
-              progress=None, missing_only: bool = False) -> RunSummary:
+              progress=None, missing_only: bool = False, log_level: str = "CRITICAL"
+              ) -> RunSummary:
     """Materialize ``select`` (default: every asset) over ``shards`` (default: all known).
 
     Args:
@@ -80,11 +84,15 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
         resources: resource overrides (default: :func:`default_resources`).
         select: asset names; unknown names raise ``ValueError``.
         shards: shard partition keys (default: every registered shard).
-        recipes: recipe partition keys (default: every shipped and user recipe).
+        recipes: recipe partition keys (default: the root's own recipes,
+            ``{root}/recipes/*.yaml``; shipped examples only when named here).
         run_config: per-asset config, ``{"ops": {asset: {"config": {...}}}}``.
         progress: callable ``(step: str) -> None`` for progress display.
         missing_only: skip partitions whose selected assets are all materialized already
             (resuming a killed run recomputes only unfinished shards).
+        log_level: Dagster console log level; the default keeps step tracebacks out of the
+            console (each failure is returned in ``RunSummary.failed`` as one line, and the
+            full logs stay in the instance).
     """
     resources = resources or default_resources()
     select = select or ORDER
@@ -92,8 +100,8 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
     if unknown:
         raise ValueError(f"unknown asset(s) {unknown}; known: {ORDER}")
     shards = shards if shards is not None else instance.get_dynamic_partitions("shards")
-    if recipes is None and "mixtures" in select:
-        recipes = register_recipes(instance, resources["storage"])
+    if "mixtures" in select:  # named recipes become partitions too (the UI then shows them)
+        recipes = register_recipes(instance, resources["storage"], recipes)
     summary = RunSummary()
     ops = (run_config or {}).get("ops", {})
     for kind, names in LAYERS:
@@ -106,7 +114,7 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
                                       for n in chosen))
             keys = [k for k in keys if k not in done]
         cfg = {"ops": {n: ops[n] for n in chosen if n in ops},
-               "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+               "loggers": {"console": {"config": {"log_level": log_level}}}}
         for key in keys:
             if progress:
                 progress(f"{'+'.join(chosen)}" + (f" [{key}]" if key else ""))

@@ -6,9 +6,11 @@ process (cached in core), so several partitions in one run share them.
 
 from __future__ import annotations
 
-from dagster import Config, ConfigurableResource
-from pydantic import Field
+from dataclasses import replace
 
+from dagster import ConfigurableResource
+
+from mm_assets.config import dagster_config
 from mm_assets.core.quality.lm import DEFAULT_LM, LoadedLM, load_lm
 from mm_assets.core.quality.ppl import PplConfig, PplScorer, build_scorer
 from mm_assets.core.semantic.encoders import (
@@ -53,29 +55,11 @@ class EmbedderResource(ConfigurableResource):
         return build_text_encoder(self.text_model, resolve_device(self.device))
 
 
-class RephraseEndpoint(Config):
-    """An OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp server) for rephrasing.
-
-    Attributes:
-        base_url: up to ``/v1``, e.g. ``http://127.0.0.1:8000/v1``.
-        model: model name the server serves.
-        api_key: bearer token; pass ``EnvVar("REPHRASE_API_KEY")`` (never a literal); hidden
-            from reprs and logs.
-        concurrency: requests in flight.
-        timeout_s: seconds per request.
-        max_retries: retries after the first attempt (exponential backoff from ``backoff_s``).
-        backoff_s: first retry delay (seconds).
-        rate_limit: requests per second at most (``None``: unlimited).
-    """
-
-    base_url: str
-    model: str
-    api_key: str | None = Field(default=None, repr=False)
-    concurrency: int = 8
-    timeout_s: float = 60.0
-    max_retries: int = 3
-    backoff_s: float = 0.5
-    rate_limit: float | None = None
+RephraseEndpoint = dagster_config(
+    HttpBackendConfig, "RephraseEndpoint", exclude=("max_tokens",),
+    doc="An OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp server) for "
+        "rephrasing; fields as :class:`HttpBackendConfig` (``max_tokens`` comes from the "
+        "rephrased asset's ``max_new_tokens``). Pass ``api_key=EnvVar(\"REPHRASE_API_KEY\")``.")
 
 
 class LanguageModelResource(ConfigurableResource):
@@ -114,11 +98,8 @@ class LanguageModelResource(ConfigurableResource):
     def rephrase_backend(self, max_new_tokens: int) -> RephraseBackend:
         """The endpoint when configured, else batched generation with the local model."""
         if self.endpoint is not None:
-            ep = self.endpoint
-            client = HttpChatClient(HttpBackendConfig(
-                ep.base_url, ep.model, ep.api_key, ep.concurrency, ep.timeout_s,
-                ep.max_retries, ep.backoff_s, rate_limit=ep.rate_limit,
-                max_tokens=max_new_tokens))
-            return RephraseBackend(f"http:{ep.model}", client.generator(), client.stats)
+            cfg = replace(self.endpoint.core(), max_tokens=max_new_tokens)
+            client = HttpChatClient(cfg)
+            return RephraseBackend(f"http:{cfg.model}", client.generator(), client.stats)
         lm = self.load()
         return RephraseBackend(lm.name, local_generator(lm, max_new_tokens))

@@ -1,19 +1,17 @@
 """curated (per shard): dedup and quality decisions applied, every removal with its reason."""
 
 import polars as pl
-from dagster import AutomationCondition, Config, MaterializeResult, asset
+from dagster import AutomationCondition, MaterializeResult, asset
 
 from mm_assets.assets._common import per_shard, read_shard, shard_rel, write_shard
 from mm_assets.checks import counts_spec
+from mm_assets.config import dagster_config
 from mm_assets.core.curate.decide import CurateConfig, apply, decide
 from mm_assets.core.storage import Store
 from mm_assets.partitions import CURATE_CRON, shard_backfill, shards
 from resources.storage import StorageResource
 
-
-class CuratedConfig(Config):
-    min_decile: int = 0
-    max_decile: int = 9
+CuratedConfig = dagster_config(CurateConfig, "CuratedConfig")
 
 
 def semantic_duplicates(store: Store) -> set[str]:
@@ -33,7 +31,7 @@ def semantic_duplicates(store: Store) -> set[str]:
 def curated(context, config: CuratedConfig, storage: StorageResource) -> MaterializeResult:
     """``curated/{shard}.tar`` (kept samples, with ``ppl_decile`` in metadata) and
     ``curated/{shard}.decisions.parquet`` (every key: kept / removed + reason)."""
-    store, cfg = storage.store(), CurateConfig(config.min_decile, config.max_decile)
+    store, cfg = storage.store(), config.core()
     exact = store.read_parquet("exact_duplicates/groups.parquet")
     semdup = semantic_duplicates(store)
     dec = store.read_parquet("ppl_deciles/deciles.parquet")

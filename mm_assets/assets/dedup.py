@@ -1,6 +1,6 @@
 """image_hashes (per shard) and exact_duplicates (global)."""
 
-from dagster import AssetKey, Config, MaterializeResult, asset
+from dagster import AssetKey, MaterializeResult, asset
 
 from mm_assets.assets._common import (
     Timer,
@@ -11,6 +11,7 @@ from mm_assets.assets._common import (
     upstream_shards,
 )
 from mm_assets.checks import counts_result, counts_spec
+from mm_assets.config import dagster_config
 from mm_assets.core.dedup.exact import (
     DedupConfig,
     exact_groups,
@@ -22,9 +23,7 @@ from mm_assets.core.records import StageCounts
 from mm_assets.partitions import shard_backfill, shards
 from resources.storage import StorageResource
 
-
-class HashConfig(Config):
-    max_pixels: int = 64_000_000
+HashConfig = dagster_config(DedupConfig, "HashConfig", include=("max_pixels",))
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill, deps=["raw_shards"],
@@ -36,7 +35,7 @@ def image_hashes(context, config: HashConfig, storage: StorageResource) -> Mater
 
     def run(shard: str):
         samples = read_shard(store, "raw_shards", shard)
-        table = hash_samples(samples, config.max_pixels)
+        table = hash_samples(samples, config.core().max_pixels)
         store.write_parquet(f"image_hashes/{shard}.parquet", table)
         n_text = table.filter(table["list_hash"].is_null()).height
         return StageCounts(len(samples), table.height), {"text_only": n_text,
@@ -45,10 +44,7 @@ def image_hashes(context, config: HashConfig, storage: StorageResource) -> Mater
     return per_shard(context, "image_hashes", run)
 
 
-class ExactDupConfig(Config):
-    policy: str = "merge"
-    phash_threshold: int = 6
-    flip_invariant: bool = False
+ExactDupConfig = dagster_config(DedupConfig, "ExactDupConfig", exclude=("max_pixels",))
 
 
 @asset(deps=[AssetKey("image_hashes")], group_name="dedup", kinds={"polars"},
@@ -58,8 +54,7 @@ def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
     """Duplicate groups across all shards (image-list groups; identical text-only samples) and
     the policy's action per member (``merge``/``keep_one``/``keep_all``)."""
     store = storage.store()
-    cfg = DedupConfig(policy=config.policy, phash_threshold=config.phash_threshold,
-                      flip_invariant=config.flip_invariant)
+    cfg = config.core()
     import polars as pl
 
     with Timer() as t:

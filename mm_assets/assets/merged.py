@@ -4,7 +4,7 @@ then assistant turns rewritten by the language model."""
 from collections import Counter
 
 import polars as pl
-from dagster import AutomationCondition, Config, MaterializeResult, asset
+from dagster import AutomationCondition, MaterializeResult, asset
 
 from mm_assets.assets._common import (
     Timer,
@@ -13,6 +13,7 @@ from mm_assets.assets._common import (
     upstream_shards,
 )
 from mm_assets.checks import counts_result, counts_spec
+from mm_assets.config import dagster_config
 from mm_assets.core.records import StageCounts
 from mm_assets.core.shards import write_shards
 from mm_assets.core.storage import Store
@@ -22,10 +23,8 @@ from mm_assets.partitions import CURATE_CRON, GPU_POOL, GPU_TAGS
 from resources.models import LanguageModelResource
 from resources.storage import StorageResource
 
-
-class MergedConfig(Config):
-    max_turns: int = 64
-    shard_size: int = 1000
+SHARD_SIZE = {"shard_size": (int, 1000, "samples per output shard")}
+MergedConfig = dagster_config(MergeConfig, "MergedConfig", extra=SHARD_SIZE)
 
 
 def _merged_stream(store: Store, shards: list[str], cfg: MergeConfig, stats: Counter):
@@ -62,7 +61,7 @@ def merged(context, config: MergedConfig, storage: StorageResource) -> Materiali
     """``merged/{i:05d}.tar``: curated samples, those sharing an identical image list (pixel
     hashes) merged into
     one multi-turn sample (provenance in ``metadata.merged_from``); text-only never merged."""
-    store, cfg = storage.store(), MergeConfig(config.max_turns)
+    store, cfg = storage.store(), config.core()
     shards = upstream_shards(store, "curated", ".tar")
     stats: Counter = Counter()
     with Timer() as t:
@@ -77,12 +76,7 @@ def merged(context, config: MergedConfig, storage: StorageResource) -> Materiali
         "seconds": t.seconds}, check_results=[counts_result(counts)])
 
 
-class RephrasedConfig(Config):
-    template: str = "clear"
-    max_new_tokens: int = 128
-    batch_size: int = 8
-    max_samples: int | None = None
-    shard_size: int = 1000
+RephrasedConfig = dagster_config(RephraseConfig, "RephrasedConfig", extra=SHARD_SIZE)
 
 
 @asset(deps=["merged"], group_name="text", check_specs=[counts_spec("rephrased")],
@@ -92,8 +86,7 @@ def rephrased(context, config: RephrasedConfig, storage: StorageResource,
     """``rephrased/{i:05d}.tar``: merged samples with assistant turns rewritten (cached by
     model, template and input; rewrites failing the fidelity check keep the original)."""
     store = storage.store()
-    cfg = RephraseConfig(config.template, config.max_new_tokens, config.batch_size,
-                         config.max_samples)
+    cfg = config.core()
     model = lm.rephrase_backend(cfg.max_new_tokens)  # local LM, or the endpoint when set
     samples = list(read_sharded(store, "merged"))
     stats: dict[str, int] = {}

@@ -8,16 +8,14 @@ from dagster import Config, MaterializeResult, asset
 
 from mm_assets.assets._common import Timer, bar_plot, per_shard, read_shard, upstream_shards
 from mm_assets.checks import counts_result, counts_spec
+from mm_assets.config import dagster_config
 from mm_assets.core.quality.ppl import PplConfig, decile_table
 from mm_assets.core.records import StageCounts
 from mm_assets.partitions import GPU_POOL, GPU_TAGS, shard_backfill, shards
 from resources.models import LanguageModelResource
 from resources.storage import StorageResource
 
-
-class PplScoresConfig(Config):
-    max_length: int = 2048
-    batch_tokens: int = 8192
+PplScoresConfig = dagster_config(PplConfig, "PplScoresConfig")
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill, deps=["raw_shards"],
@@ -27,7 +25,7 @@ def ppl_scores(context, config: PplScoresConfig, storage: StorageResource,
                lm: LanguageModelResource) -> MaterializeResult:
     """Perplexity of the assistant tokens given the conversation (and of the whole text) per
     sample, ``ppl_scores/{shard}.parquet``; unscorable samples carry a reason, not a score."""
-    store, cfg = storage.store(), PplConfig(config.max_length, config.batch_tokens)
+    store, cfg = storage.store(), config.core()
     model = lm.ppl_scorer(cfg)
 
     def run(shard: str):

@@ -2,21 +2,18 @@
 
 from collections import Counter
 
-from dagster import Config, MaterializeResult, asset
+from dagster import MaterializeResult, asset
 
 from mm_assets.assets._common import per_shard, shard_rel, write_quarantine, write_shard
 from mm_assets.checks import counts_spec
-from mm_assets.core.ingest.images import DEFAULT_MAX_PIXELS
+from mm_assets.config import dagster_config
 from mm_assets.core.ingest.plan import read_manifest
 from mm_assets.core.ingest.rawshard import RawShardConfig, build_samples
 from mm_assets.core.records import StageCounts
 from mm_assets.partitions import shard_backfill, shards
 from resources.storage import StorageResource
 
-
-class RawShardsConfig(Config):
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_text_chars: int = 200_000
+RawShardsConfig = dagster_config(RawShardConfig, "RawShardsConfig")
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill, group_name="ingest",
@@ -24,7 +21,7 @@ class RawShardsConfig(Config):
 def raw_shards(context, config: RawShardsConfig, storage: StorageResource) -> MaterializeResult:
     """Canonical WebDataset shard (``raw_shards/{shard}.tar``) with images validated; unusable
     records go to ``quarantine/raw_shards/{shard}.parquet`` with their reason."""
-    store, cfg = storage.store(), RawShardConfig(config.max_pixels, config.max_text_chars)
+    store, cfg = storage.store(), config.core()
 
     def run(shard: str):
         header, records = read_manifest(store, shard)

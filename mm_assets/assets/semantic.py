@@ -4,7 +4,7 @@ import base64
 
 import numpy as np
 import polars as pl
-from dagster import Config, MaterializeResult, asset
+from dagster import MaterializeResult, asset
 
 from mm_assets.assets._common import (
     Timer,
@@ -15,6 +15,7 @@ from mm_assets.assets._common import (
     upstream_shards,
 )
 from mm_assets.checks import counts_result, counts_spec
+from mm_assets.config import dagster_config
 from mm_assets.core.records import StageCounts
 from mm_assets.core.semantic.cluster import ClusterConfig, spherical_kmeans
 from mm_assets.core.semantic.encoders import resolve_device
@@ -59,12 +60,8 @@ def sheet_markdown(store: Store, rel: str, rows: list[tuple[str, list[str]]]):
     return MetadataValue.md(f"![sheet](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
-class ClustersConfig(Config):
-    k: int = 16
-    niter: int = 20
-    fit_sample: int = 200_000
-    seed: int = 0
-    sheet_size: int = 8
+ClustersConfig = dagster_config(ClusterConfig, "ClustersConfig", extra={
+    "sheet_size": (int, 8, "images per cluster in the contact sheet")})
 
 
 @asset(deps=["embeddings"], group_name="semantic", kinds={"faiss"},
@@ -73,7 +70,7 @@ def clusters(context, config: ClustersConfig, storage: StorageResource) -> Mater
     """Per sample: cluster id and cosine distance to its centroid, per space
     (``clusters/assignments.parquet``); centroids in ``clusters/centroids_{space}.npy``."""
     store = storage.store()
-    cfg = ClusterConfig(config.k, config.niter, config.fit_sample, config.seed)
+    cfg = config.core()
     frames, meta = [], {}
     with Timer() as t:
         for space in SPACES:
@@ -106,12 +103,8 @@ def clusters(context, config: ClustersConfig, storage: StorageResource) -> Mater
                              check_results=[counts_result(counts)])
 
 
-class SemDedupAssetConfig(Config):
-    epsilon: float = 0.05
-    target_fraction: float | None = None
-    ranking: str = "hard"
-    seed: int = 0
-    device: str = "auto"
+SemDedupAssetConfig = dagster_config(SemDedupConfig, "SemDedupAssetConfig", extra={
+    "device": (str, "auto", "auto (cuda when present), cpu, cuda, cuda:1")})
 
 
 @asset(deps=["clusters", "exact_duplicates"], group_name="semantic",
@@ -121,7 +114,7 @@ def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
     """SemDeDup score per unique sample (exact duplicates resolved first and reported apart),
     the ε used per space, and the duplicate decision (``semdedup/scores.parquet``)."""
     store = storage.store()
-    cfg = SemDedupConfig(config.epsilon, config.target_fraction, config.ranking, config.seed)
+    cfg = config.core()
     assign = store.read_parquet("clusters/assignments.parquet")
     groups = store.read_parquet("exact_duplicates/groups.parquet")
     non_rep = set(groups.filter(~pl.col("is_representative"))["key"].to_list())

@@ -6,11 +6,11 @@ import io
 
 from PIL import Image, ImageDraw, ImageFont
 
-from mm_assets.core.ingest.images import ImageError, decode, to_rgb
+from mm_assets.core.ingest.images import DEFAULT_MAX_PIXELS, ImageError, decode, to_rgb
 
 
 def contact_sheet(rows: list[tuple[str, list[bytes]]], thumb: int = 72, label_width: int = 110,
-                  max_pixels: int = 64_000_000) -> bytes:
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """A PNG with one row per ``(label, [encoded images])``.
 
     Args:

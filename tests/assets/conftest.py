@@ -4,6 +4,7 @@ import pytest
 from dagster import AssetKey, instance_for_test
 
 from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
+from mm_assets.core.mix.registry import shipped
 from mm_assets.runner import ORDER, run_graph
 from resources.models import EmbedderResource, LanguageModelResource
 from resources.storage import StorageResource
@@ -29,7 +30,8 @@ def graph(shared, tmp_path_factory):
                           "semdedup": {"config": {"epsilon": 0.01}}}}
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("shards", shards)
-        summary = run_graph(instance, resources, run_config=run_config)
+        summary = run_graph(instance, resources, run_config=run_config,
+                            recipes=sorted(shipped()))  # examples: named explicitly
         checks = {a: instance.get_latest_materialization_event(AssetKey(a)) for a in ORDER}
         yield {"store": store, "summary": summary, "shards": shards, "events": checks,
                "resources": resources,

@@ -17,6 +17,7 @@ from dagster._serdes import serialize_value
 from s3_fixtures import s3_bucket, s3_server  # noqa: F401
 
 from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
+from mm_assets.core.mix.registry import shipped
 from mm_assets.runner import ORDER, run_graph
 from resources.models import EmbedderResource, LanguageModelResource
 from resources.storage import StorageResource
@@ -57,7 +58,8 @@ def s3_graph(s3_server, shared, tmp_path_factory):  # noqa: F811
                           "semdedup": {"config": {"epsilon": 0.01}}}}
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("shards", shards)
-        summary = run_graph(instance, resources, run_config=run_config)
+        summary = run_graph(instance, resources, run_config=run_config,
+                            recipes=sorted(shipped()))  # examples: named explicitly
         yield {"store": store, "bucket": bucket, "summary": summary, "shards": shards,
                "instance": instance, "server": s3_server, "lf": lf, "ex": ex,
                "resources": resources, "shared": shared}

@@ -16,6 +16,7 @@ from typing import Literal
 import polars as pl
 
 from mm_assets.core.dedup.hashing import hash_image, list_hash, text_hash
+from mm_assets.core.ingest.images import DEFAULT_MAX_PIXELS
 from mm_assets.core.records import Sample
 
 Policy = Literal["merge", "keep_one", "keep_all"]
@@ -41,7 +42,7 @@ class DedupConfig:
     """
 
     policy: Policy = "merge"
-    max_pixels: int = 64_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     phash_threshold: int = 6
     flip_invariant: bool = False
 

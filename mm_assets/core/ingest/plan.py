@@ -21,6 +21,7 @@ import xxhash
 
 from mm_assets.core.ingest.formats import SourceRecord, normalise, safe_id
 from mm_assets.core.ingest.json_shapes import JsonShape, ShapeError, detect_shape, iter_records
+from mm_assets.core.ingest.lock import ingest_lock
 from mm_assets.core.storage import Store
 
 STATE = "inputs/_state.json"
@@ -34,17 +35,23 @@ class IngestConfig:
     Attributes:
         shard_size: records per shard (> 0).
         shard_digits: zero-padded width of shard ids (``000000``).
+        wds_key: how a WebDataset member name splits into key and extension: ``first_dot``
+            (webdataset's rule) or ``last_dot``.
+        lock_wait_s: seconds to wait for a concurrent ingest into the same root (>= 0).
     """
 
     shard_size: int = 1000
     shard_digits: int = 6
     wds_key: str = "first_dot"
+    lock_wait_s: float = 600.0
 
     def __post_init__(self) -> None:
         if self.shard_size <= 0:
             raise ValueError(f"shard_size must be > 0, got {self.shard_size}")
         if self.wds_key not in ("first_dot", "last_dot"):
             raise ValueError(f"wds_key must be first_dot or last_dot, got {self.wds_key!r}")
+        if self.lock_wait_s < 0:
+            raise ValueError(f"lock_wait_s must be >= 0, got {self.lock_wait_s}")
 
 
 @dataclass(slots=True)
@@ -131,6 +138,9 @@ class _Planner:
     def write(self, lines: list[str], header: dict) -> str:
         sid = self.shard_id()
         body = json.dumps(header, sort_keys=True) + "\n" + "".join(x + "\n" for x in lines)
+        if self.store.exists(f"inputs/{sid}.jsonl"):  # never overwrite another input's shard
+            raise RuntimeError(f"shard {sid} exists but {STATE} says it is free: the ingest "
+                               "state is out of date; not overwriting it")
         self.store.write_bytes(f"inputs/{sid}.jsonl", body.encode())
         return sid
 
@@ -185,6 +195,9 @@ def ingest_inputs(store: Store, inputs: list[str], image_root: str | None,
 
     Every input is checked before anything is written: an image folder that does not exist or
     a JSON input of an unsupported shape fails the whole call, leaving the root unchanged.
+    The call holds the root's ingest lock (:func:`~mm_assets.core.ingest.lock.ingest_lock`):
+    a concurrent ingest into the same root waits for it (up to ``cfg.lock_wait_s``), so shard
+    ids are allocated once and no manifest is overwritten.
 
     Args:
         store: storage root.
@@ -200,11 +213,19 @@ def ingest_inputs(store: Store, inputs: list[str], image_root: str | None,
         FileNotFoundError: an input or the image folder does not exist.
         ValueError: an input has an unsupported extension; :class:`ShapeError` (a
             ``ValueError``) when a JSON input has an unsupported shape (message names it).
+        IngestLocked: another ingest held the lock for ``cfg.lock_wait_s`` seconds.
     """
     if image_root:
         fs, path = fsspec.core.url_to_fs(image_root)
         if not fs.isdir(path):
             raise FileNotFoundError(f"image folder {image_root} does not exist")
+    with ingest_lock(store, wait_s=cfg.lock_wait_s):
+        return _ingest_locked(store, inputs, image_root, cfg)
+
+
+def _ingest_locked(store: Store, inputs: list[str], image_root: str | None,
+                   cfg: IngestConfig) -> list[InputSummary]:
+    """:func:`ingest_inputs` once the lock is held (reads the state, allocates ids)."""
     planner = _Planner(store, cfg)
     todo: list[tuple[InputSummary, str, JsonShape | None]] = []
     summaries: list[InputSummary] = []

@@ -1,5 +1,7 @@
-"""Where recipes live: shipped ones in ``mm_assets/recipes/``, user ones in ``{root}/recipes/``
-(a user recipe with the same name wins). Adding a recipe needs no code change."""
+"""Where recipes live: shipped examples in ``mm_assets/recipes/``, a root's own recipes in
+``{root}/recipes/`` (a root recipe with the same name wins). Adding a recipe needs no code
+change. A root builds its own recipes; shipped examples are built only when named (the demo
+names them)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,11 @@ from mm_assets.core.storage import Store
 def shipped() -> dict[str, str]:
     folder = ir.files("mm_assets") / "recipes"
     return {p.name[:-5]: p.read_text() for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def root_recipes(store: Store) -> list[str]:
+    """Names of the root's own recipes (``{root}/recipes/*.yaml``), sorted."""
+    return sorted(name[:-5] for name in store.ls("recipes", ".yaml"))
 
 
 def all_recipes(store: Store) -> dict[str, str]:

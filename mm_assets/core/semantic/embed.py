@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mm_assets.core.ingest.images import ImageError, decode_rgb
+from mm_assets.core.ingest.images import DEFAULT_MAX_PIXELS, ImageError, decode_rgb
 from mm_assets.core.records import Quarantined, Sample
 from mm_assets.core.semantic.encoders import ImageEncoder, MiniLMTextEncoder
 
@@ -103,7 +103,7 @@ def embed_images(blobs: list[bytes], enc: ImageEncoder, batch_size: int, num_wor
 
 def embed_shard(samples: list[Sample], image_enc: ImageEncoder, text_enc: MiniLMTextEncoder,
                 batch_size: int = 32, num_workers: int = 0,
-                max_pixels: int = 64_000_000, draft: bool = True) -> ShardEmbeddings:
+                max_pixels: int = DEFAULT_MAX_PIXELS, draft: bool = True) -> ShardEmbeddings:
     """Embed every sample of a shard (see module doc for the rules).
 
     A multi-image sample is the L2-normalised mean of its image vectors; a sample any of whose

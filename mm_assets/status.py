@@ -1,0 +1,72 @@
+"""``mm-assets status``: per asset, materialized / missing / failed partitions of one root.
+
+The root says what exists (its ingested shards, ``inputs/*.jsonl``; its recipes and built
+mixtures); the Dagster instance (``$DAGSTER_HOME``) says what was materialized or failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dagster import AssetKey, AssetPartitionStatus, DagsterInstance, DagsterRunStatus
+
+from mm_assets.core.mix.registry import root_recipes
+from mm_assets.core.storage import Store
+from mm_assets.partitions import recipes as recipes_def
+from mm_assets.partitions import shards as shards_def
+
+PER_SHARD = ("raw_shards", "image_hashes", "embeddings", "ppl_scores", "curated")
+
+
+@dataclass(slots=True)
+class AssetStatus:
+    """Partitions of one asset: ``total`` known in the root, ``done`` materialized, ``failed``
+    (latest attempt failed), ``failed_keys`` the first few failed partition keys."""
+
+    asset: str
+    total: int
+    done: int
+    failed: int
+    failed_keys: list[str]
+
+
+def root_partitions(store: Store) -> dict[str, list[str]]:
+    """Shard ids ingested into the root and the root's recipes (its own and built ones)."""
+    shards = sorted(n[: -len(".jsonl")] for n in store.ls("inputs", ".jsonl"))
+    built = [n for n in store.ls("mixtures") if "." not in n]
+    return {"shards": shards, "recipes": sorted(set(root_recipes(store)) | set(built))}
+
+
+def _global_failed(instance: DagsterInstance, key: AssetKey) -> bool:
+    """Whether the latest run planned to materialize ``key`` failed without materializing it."""
+    info = instance.get_latest_planned_materialization_info(key)
+    if info is None:
+        return False
+    run = instance.get_run_by_id(info.run_id)
+    ev = instance.get_latest_materialization_event(key)
+    return bool(run and run.status == DagsterRunStatus.FAILURE
+                and (ev is None or ev.run_id != info.run_id))
+
+
+def asset_statuses(instance: DagsterInstance, store: Store, order: list[str]
+                   ) -> list[AssetStatus]:
+    """One :class:`AssetStatus` per asset of ``order`` for the partitions of ``store``."""
+    parts = root_partitions(store)
+    known = {"shards": set(instance.get_dynamic_partitions("shards")),
+             "recipes": set(instance.get_dynamic_partitions("recipes"))}
+    out = []
+    for a in order:
+        key = AssetKey(a)
+        if a in PER_SHARD or a == "mixtures":
+            kind, pdef = ("recipes", recipes_def) if a == "mixtures" else ("shards", shards_def)
+            keys = [k for k in parts[kind] if k in known[kind]]  # unregistered: never run
+            st = instance.get_status_by_partition(key, keys, pdef) or {} if keys else {}
+            bad = sorted(k for k, v in st.items() if v == AssetPartitionStatus.FAILED)
+            done = sum(v == AssetPartitionStatus.MATERIALIZED for v in st.values())
+            out.append(AssetStatus(a, len(parts[kind]), done, len(bad), bad[:5]))
+        else:
+            done = (instance.get_latest_materialization_event(key) is not None
+                    and bool(store.ls(a)))  # the instance may serve several roots
+            failed = _global_failed(instance, key)
+            out.append(AssetStatus(a, 1, int(done), int(failed), ["global"] if failed else []))
+    return out
