@@ -217,6 +217,40 @@ def status(root: str = RootOpt) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def sample(asset: str = typer.Option(..., "--asset", help="raw_shards, curated, semdedup, "
+                                     "clusters, ppl_deciles, exact_duplicates, quarantine"),
+           out: str = typer.Option(..., "--out", help="output folder (index.html, thumbs/)"),
+           view: str = typer.Option("", "--view", help="all|kept|unique|removed|cluster|decile|"
+                                    "exact-groups|near-groups (default: the asset's)"),
+           reason: str = typer.Option(None, "--reason", help="removal or quarantine reason"),
+           cluster: int = typer.Option(None, "--cluster"),
+           space: str = typer.Option(None, "--space", help="image|text (cluster ids per space)"),
+           decile: int = typer.Option(None, "--decile", help="perplexity decile 0-9 (-1 unscored)"),
+           source: str = typer.Option(None, "--source", help="input source name"),
+           n: int = typer.Option(None, "--n", help="samples per section (groups for group views)"),
+           seed: int = typer.Option(0, "--seed"),
+           parquet: bool = typer.Option(False, "--parquet", help="also write samples.parquet"),
+           root: str = RootOpt) -> None:
+    """Write a static HTML gallery (opens offline) of an asset's samples and their decisions."""
+    _setup(root)
+    from mm_assets.browse.gallery import build_gallery
+    from mm_assets.browse.select import spec_for_asset
+    from mm_assets.core.storage import Store
+    from resources.storage import StorageResource
+
+    try:
+        spec = spec_for_asset(asset, view or None, n=n, seed=seed, reason=reason,
+                              cluster=cluster, space=space, decile=decile, source=source)
+        dest = Store(out if "://" in out else str(Path(out).resolve()))
+        res = build_gallery(StorageResource().store(), spec, dest, parquet=parquet)
+    except (ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    print(f"{res.cards} samples in {res.sections} section(s), {res.shards_read} raw shard(s) "
+          f"read -> {res.index}" + (f" + {res.parquet}" if res.parquet else ""))
+
+
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())
 
