@@ -9,7 +9,13 @@ from dagster import MaterializeResult, asset
 from mm_assets.assets._common import per_shard, read_shard, write_quarantine
 from mm_assets.checks import counts_spec
 from mm_assets.core.records import StageCounts
-from mm_assets.core.semantic.embed import embed_shard
+from mm_assets.core.semantic.embed_cache import (
+    MAX_PIXELS,
+    ImageEmbeddingStore,
+    cache_dir,
+    embed_shard_cached,
+    encoder_fingerprint,
+)
 from mm_assets.partitions import GPU_POOL, GPU_TAGS, shard_backfill, shards
 from resources.models import EmbedderResource
 from resources.storage import StorageResource
@@ -22,15 +28,21 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
                ) -> MaterializeResult:
     """``embeddings/{shard}/image.npy`` (N_img×D float16, the mean of each sample's image
     vectors) + ``image_keys.parquet``, and ``text.npy`` (N_txt×384 float16) +
-    ``text_keys.parquet`` for text-only samples; all rows L2-normalised."""
+    ``text_keys.parquet`` for text-only samples; all rows L2-normalised. Each distinct image
+    (by content hash) is embedded once per encoder across the corpus: per-image vectors live in
+    the content-addressed ``image_embeddings/{encoder fingerprint}/`` store this asset writes
+    (one segment per shard; see :mod:`mm_assets.core.semantic.embed_cache`)."""
     store = storage.store()
     img_enc, txt_enc = embedder.image_encoder(), embedder.text_encoder()
+    fp = encoder_fingerprint(img_enc, embedder.jpeg_draft, MAX_PIXELS)
+    cache = ImageEmbeddingStore(store, fp, img_enc.dim)
 
     def run(shard: str):
         samples = read_shard(store, "raw_shards", shard)
         t0 = time.perf_counter()
-        emb = embed_shard(samples, img_enc, txt_enc, embedder.batch_size, embedder.num_workers,
-                          draft=embedder.jpeg_draft)
+        emb, cached = embed_shard_cached(samples, img_enc, txt_enc, cache, shard,
+                                         embedder.batch_size, embedder.num_workers,
+                                         draft=embedder.jpeg_draft)
         base = f"embeddings/{shard}"
         store.write_npy(f"{base}/image.npy", emb.image)
         store.write_parquet(f"{base}/image_keys.parquet", pl.DataFrame({"key": emb.image_keys},
@@ -48,6 +60,7 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
                         "n_text": len(emb.text_keys), "device": img_enc.device,
                         "images_per_s": round(sum(len(x.images) for x in samples)
                                               / max(time.perf_counter() - t0, 1e-9), 2),
+                        **cached.as_metadata(), "image_cache": store.url(cache_dir(fp)),
                         "multi_image_rule": "normalised mean of the sample's image vectors"}
 
     return per_shard(context, "embeddings", run)

@@ -112,21 +112,38 @@ def embed_shard(samples: list[Sample], image_enc: ImageEncoder, text_enc: MiniLM
     """
     img = [s for s in samples if s.images]
     txt = [s for s in samples if not s.images]
-    owner = np.array([i for i, s in enumerate(img) for _ in s.images], dtype=np.int64)
     vecs, errors = embed_images([b for s in img for b in s.images], image_enc, batch_size,
                                 num_workers, max_pixels, draft)
+    keys, pooled, bad = pool_images(img, vecs, errors, image_enc.dim)
+    tvec = text_enc.encode([s.text() for s in txt], batch_size)
+    return ShardEmbeddings(keys, pooled, [s.key for s in txt], tvec.astype(np.float16), bad)
+
+
+def pool_images(img: list[Sample], vecs: np.ndarray, errors: list[str], dim: int
+                ) -> tuple[list[str], np.ndarray, list[Quarantined]]:
+    """One vector per image sample: the L2-normalised mean of its images' vectors.
+
+    Args:
+        img: samples with ≥ 1 image; their images, flattened in order, are the rows below.
+        vecs: (N_ok, D) float32 vectors of the images that decoded, in order.
+        errors: one entry per image, ``""`` when it decoded, else the reason.
+        dim: D.
+
+    Returns:
+        ``(keys, (N_kept, D) float16, quarantined)``: a sample any of whose images failed is
+        quarantined with the first failing image's reason.
+    """
+    owner = np.array([i for i, s in enumerate(img) for _ in s.images], dtype=np.int64)
     bad_reason: dict[int, str] = {}
     for o, e in zip(owner, errors, strict=True):
         if e:
             bad_reason.setdefault(int(o), e)
     ok_owner = owner[[not e for e in errors]] if len(owner) else owner
-    sums = np.zeros((len(img), image_enc.dim), np.float64)
+    sums = np.zeros((len(img), dim), np.float64)
     np.add.at(sums, ok_owner, vecs)
     keep = [i for i in range(len(img)) if i not in bad_reason]
     pooled = sums[keep]
     pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
     bad = [Quarantined(img[i].key, "embeddings", r, "an image failed to decode")
            for i, r in sorted(bad_reason.items())]
-    tvec = text_enc.encode([s.text() for s in txt], batch_size)
-    return ShardEmbeddings([img[i].key for i in keep], pooled.astype(np.float16),
-                           [s.key for s in txt], tvec.astype(np.float16), bad)
+    return [img[i].key for i in keep], pooled.astype(np.float16), bad
