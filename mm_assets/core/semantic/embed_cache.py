@@ -34,13 +34,14 @@ import polars as pl
 import xxhash
 
 from mm_assets.core.dedup.hashing import bytes_hash
+from mm_assets.core.ingest.images import DEFAULT_MAX_PIXELS
 from mm_assets.core.records import Sample
 from mm_assets.core.semantic.embed import ShardEmbeddings, embed_images, pool_images
 from mm_assets.core.semantic.encoders import ImageEncoder, MiniLMTextEncoder
 from mm_assets.core.storage import Store
 
 ROOT = "image_embeddings"
-MAX_PIXELS = 64_000_000  # decode cap, as embed_shard's default
+MAX_PIXELS = DEFAULT_MAX_PIXELS  # decode cap, as embed_shard's default
 SEGMENT_SCHEMA = {"hash": pl.Utf8, "row": pl.Int32, "reason": pl.Utf8}
 
 
