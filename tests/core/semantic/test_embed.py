@@ -1,5 +1,6 @@
-"""Real encoder architectures (random weights: no pretrained weights offline) and the
-exact-then-semantic dedup pipeline."""
+"""Real encoder architectures with seeded random weights (architecture tests: SigLIP2/CLIP/DINOv2
+weights cannot be installed offline; the pretrained default is tested in test_efficientnet.py)
+and the exact-then-semantic dedup pipeline."""
 
 import io
 
@@ -19,7 +20,8 @@ ODD = ["pil_sample_cmyk.jpg", "hopper_16bit.pgm", "apng/mode_16bit.png", "p_trns
 
 
 @pytest.mark.parametrize("name,dim", [("ViT-B-32", 512), ("ViT-B-16-SigLIP2", 768),
-                                      ("vit_small_patch14_dinov2", 384)])
+                                      ("vit_small_patch14_dinov2", 384),
+                                      ("efficientnet_lite0", 1280)])
 def test_real_architectures_embed_every_image_mode(pillow_images, name, dim):
     enc = build_image_encoder(name, None, "cpu")
     blobs = [(pillow_images / n).read_bytes() for n in ODD]
@@ -31,13 +33,15 @@ def test_real_architectures_embed_every_image_mode(pillow_images, name, dim):
     assert np.isfinite(vecs).all()
 
 
-@pytest.mark.parametrize("name", ["ViT-B-32", "vit_small_patch14_dinov2"])
+@pytest.mark.parametrize("name,pretrained,side", [("ViT-B-32", None, 224),
+                                                  ("vit_small_patch14_dinov2", None, 224),
+                                                  ("efficientnet_lite0", "imagenet-1k", 256)])
 def test_split_preprocessing_without_draft_is_bit_identical_to_the_model_transform(
-        pillow_images, name):
+        pillow_images, name, pretrained, side):
     import torch
 
-    enc = build_image_encoder(name, None, "cpu")
-    assert enc.split is not None and enc.split.min_side == 224
+    enc = build_image_encoder(name, pretrained, "cpu")
+    assert enc.split is not None and enc.split.min_side == side
     blobs = [(pillow_images / n).read_bytes() for n in ODD]
     want = torch.stack([enc.preprocess(to_rgb(decode(b))) for b in blobs])
     u8 = [enc.split.to_uint8(decode_rgb(b)) for b in blobs]
