@@ -74,6 +74,11 @@ def _ingest(inputs: list[str], images: str | None, shard_size: int, wds_key: str
 DEMO_CONFIG = Path(__file__).parent / "demo" / "run_config.yaml"
 
 
+def demo_run_config() -> dict:
+    """The run config ``mm-assets demo`` passes: only ``mm_assets/demo/run_config.yaml``."""
+    return _asset_config(str(DEMO_CONFIG))
+
+
 def _log_level() -> str:
     """Dagster console log level: step logs and tracebacks only with ``--debug``."""
     return "INFO" if DEBUG["on"] else "CRITICAL"
@@ -179,7 +184,7 @@ def demo(root: str = RootOpt,
     src = generate(Path(".mm_assets/demo_input").resolve())
     store, new = _ingest([str(src)], str(src.parent / "images"), shard_size)
     print(f"input: {src} -> {len(new)} new shard(s); root {resolve_root()}")
-    run_config = _asset_config(str(DEMO_CONFIG))
+    run_config = demo_run_config()
     print(f"run config ({DEMO_CONFIG.name}; the rest are the defaults): {run_config}")
     instance = get_instance()
     names = register_recipes(instance, StorageResource(), sorted(shipped()))  # named: examples

@@ -1,10 +1,10 @@
-"""Jobs of the code location: per-shard chain, global stages, and ingest of large drops.
+"""Jobs of the code location: per-shard chain, global stages, and ingest of new drops.
 
 Kept apart from :mod:`mm_assets.definitions` so the sensor can target them without importing
 the whole code location (assets are selected by key).
 """
 
-from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
+from dagster import AssetSelection, Failure, OpExecutionContext, define_asset_job, job, op
 
 from mm_assets.config import dagster_config
 from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
@@ -29,13 +29,27 @@ IngestDropsConfig = dagster_config(IngestConfig, "IngestDropsConfig", extra={
 @op
 def ingest_drops(context: OpExecutionContext, config: IngestDropsConfig,
                  storage: StorageResource) -> None:
-    """Ingest drops too large to ingest inside a sensor tick into shard manifests
-    (``inputs/{id}.jsonl``); the new-data sensor turns them into partitions and per-shard
-    runs on its next tick. Raises what :func:`plan_ingest` raises."""
-    new = plan_ingest(storage.store(), config.urls, None, config.core())
-    context.log.info(f"ingested {len(config.urls)} drop(s): {len(new)} new shard(s)")
+    """Ingest the drops the new-data sensor took into shard manifests (``inputs/{id}.jsonl``),
+    one input at a time under the root's ingest lock; the sensor turns them into partitions
+    and per-shard runs on its next tick. An input that cannot be ingested does not stop the
+    others.
+
+    Raises:
+        Failure: some inputs could not be ingested (each named with its error; the others
+            were ingested).
+    """
+    store, cfg, bad = storage.store(), config.core(), []
+    for url in config.urls:
+        try:
+            new = plan_ingest(store, [url], None, cfg)
+            context.log.info(f"ingested {url}: {len(new)} new shard(s)")
+        except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
+            bad.append(f"{url}: {type(e).__name__}: {' '.join(str(e).split())}")
+    if bad:
+        raise Failure(f"{len(bad)} of {len(config.urls)} input(s) not ingested: "
+                      + "; ".join(bad))
 
 
-@job(description="ingest large JSON/JSONL drops (requested by new_data_sensor)")
+@job(description="ingest new drops into shard manifests (requested by new_data_sensor)")
 def ingest_job():
     ingest_drops()

@@ -10,15 +10,17 @@ When a file is taken:
   so a file still being written is left for a later tick;
 - with ``MM_ASSETS_REQUIRE_DONE=1`` only once its marker ``FILE.done`` exists.
 
-What a tick does: ingest the files taken (at most ``max_files`` and about ``max_bytes`` per
-tick; the rest wait for the next tick) into shard manifests — JSON/JSONL drops larger than
-``inline_bytes`` (64 MiB) in one ``ingest_job`` run it requests instead, since a tick must end
-within Dagster's 60 s; no file is taken while such a run is queued or running — add every
-ingested shard that is not yet a partition of ``shards`` (batches of at most 10,000 keys per
-request; this also picks up the shards an ingest run wrote), and request one run of
-``per_shard_job`` per new shard (``run_key=shard-{id}``, so a shard is never run twice by
-the sensor). A file that cannot be ingested is logged and skipped until it changes.
-Re-uploading a file already taken changes nothing: the cursor knows its version,
+What a tick does (it writes nothing: no storage side effects, so a tick is cheap, ends well
+within Dagster's 60 s, and can be re-evaluated safely): request one ``ingest_job`` run for the
+files taken (at most ``max_files`` and about ``max_bytes`` per tick; the rest wait for the next
+tick; ``run_key`` = the files and versions, so the same upload is never ingested twice by the
+sensor); add every ingested shard (``inputs/{id}.jsonl``) that is not yet a partition of
+``shards`` (batches of at most 10,000 keys per request; this picks up the shards an ingest run
+wrote), and request one run of ``per_shard_job`` per new shard (``run_key=shard-{id}``). No
+file is taken while an ingest run is queued or running, so each run gets a batch of files;
+concurrent ingests (a CLI ``ingest`` beside a run) are safe anyway: ingest holds the root's
+lock (:mod:`mm_assets.core.ingest.lock`). A file whose ingest run fails is not retried until
+it changes. Re-uploading a file already taken changes nothing: the cursor knows its version,
 and ingest skips content it has seen (``inputs/_state.json``), also after a lost cursor.
 
 How often: every ``$MM_ASSETS_SENSOR_INTERVAL_S`` seconds (default 30; read when the code
@@ -36,6 +38,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import fsspec
+import xxhash
 from dagster import (
     AddDynamicPartitionsRequest,
     DagsterRunStatus,
@@ -47,7 +50,6 @@ from dagster import (
     sensor,
 )
 
-from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
 from mm_assets.core.storage import Store
 from mm_assets.jobs import ingest_job, per_shard_job
 from resources.storage import StorageResource
@@ -78,8 +80,6 @@ class DropSettings:
         max_files: files taken per tick (> 0).
         max_bytes: bytes taken per tick; one file is always taken, whatever its size.
         shard_size: records per shard when ingesting JSON drops.
-        inline_bytes: JSON/JSONL drops up to this size are ingested inside the tick; larger
-            ones in an ``ingest_job`` run (a tick must finish within Dagster's 60 s limit).
     """
 
     prefix: str
@@ -87,7 +87,6 @@ class DropSettings:
     max_files: int = 50
     max_bytes: int = 4 << 30
     shard_size: int = 1000
-    inline_bytes: int = 64 << 20
 
     def __post_init__(self) -> None:
         if self.max_files <= 0 or self.max_bytes <= 0:
@@ -96,15 +95,12 @@ class DropSettings:
     @classmethod
     def from_env(cls, store: Store) -> DropSettings:
         """Read ``MM_ASSETS_INPUT``, ``MM_ASSETS_REQUIRE_DONE``, ``MM_ASSETS_SHARD_SIZE``,
-        ``MM_ASSETS_SENSOR_MAX_FILES``, ``MM_ASSETS_SENSOR_MAX_BYTES`` and
-        ``MM_ASSETS_SENSOR_INLINE_BYTES`` now."""
+        ``MM_ASSETS_SENSOR_MAX_FILES`` and ``MM_ASSETS_SENSOR_MAX_BYTES`` now."""
         return cls(prefix=os.environ.get("MM_ASSETS_INPUT") or store.url("incoming"),
                    require_done=os.environ.get("MM_ASSETS_REQUIRE_DONE", "") == "1",
                    max_files=int(os.environ.get("MM_ASSETS_SENSOR_MAX_FILES", "50")),
                    max_bytes=int(os.environ.get("MM_ASSETS_SENSOR_MAX_BYTES", str(4 << 30))),
-                   shard_size=int(os.environ.get("MM_ASSETS_SHARD_SIZE", "1000")),
-                   inline_bytes=int(os.environ.get("MM_ASSETS_SENSOR_INLINE_BYTES",
-                                                   str(64 << 20))))
+                   shard_size=int(os.environ.get("MM_ASSETS_SHARD_SIZE", "1000")))
 
 
 def watch_fs(store: Store, prefix: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -188,6 +184,15 @@ def ingest_in_flight(instance) -> bool:
         DagsterRunStatus.STARTED]), limit=1))
 
 
+def ingest_request(urls: list[str], versions: list[str], settings: DropSettings) -> RunRequest:
+    """One ``ingest_job`` run for ``urls``; its run key names every file and version."""
+    key = xxhash.xxh3_64_hexdigest("\n".join(versions).encode())
+    return RunRequest(job_name=ingest_job.name, run_key=f"ingest-{key}",
+                      tags={"mm-assets/files": str(len(urls))},
+                      run_config={"ops": {"ingest_drops": {"config": {
+                          "urls": urls, "shard_size": settings.shard_size}}}})
+
+
 @sensor(jobs=[per_shard_job, ingest_job], minimum_interval_seconds=sensor_interval_s(),
         default_status=DefaultSensorStatus.RUNNING)
 def new_data_sensor(context: SensorEvaluationContext, storage: StorageResource) -> SensorResult:
@@ -202,23 +207,10 @@ def new_data_sensor(context: SensorEvaluationContext, storage: StorageResource) 
         taken, cursor = [], old
     else:
         taken, cursor = select_ready(files, old, settings, marked)
-    cfg = IngestConfig(shard_size=settings.shard_size)
-    large = [p for p in taken if not p.endswith(SUFFIXES[2:]) and files[p][0] >
-             settings.inline_bytes]
-    if large:
-        urls = [_url(fs, p) for p in large]
-        requests.append(RunRequest(
-            job_name=ingest_job.name,
-            run_key="ingest-" + ",".join(f"{p}@{files[p][1]}" for p in large),
-            run_config={"ops": {"ingest_drops": {"config": {
-                "urls": urls, "shard_size": settings.shard_size}}}}))
-        context.log.info(f"requested an ingest run for {len(large)} large drop(s)")
-    for path in (p for p in taken if p not in large):  # an unreadable file does not block
-        try:
-            new = plan_ingest(store, [_url(fs, path)], None, cfg)
-            context.log.info(f"took {path}: {len(new)} new shard(s)")
-        except (OSError, ValueError) as e:
-            context.log.error(f"cannot ingest {path} (taken again once re-uploaded): {e}")
+    if taken:
+        requests.append(ingest_request([_url(fs, p) for p in taken],
+                                       [f"{p}@{files[p][1]}" for p in taken], settings))
+        context.log.info(f"requested an ingest run for {len(taken)} file(s)")
     fresh = unregistered_shards(store, set(context.instance.get_dynamic_partitions("shards")))
     requests += [RunRequest(run_key=f"shard-{s}", partition_key=s, job_name=per_shard_job.name)
                  for s in fresh]

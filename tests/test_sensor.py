@@ -1,8 +1,8 @@
 """The new-data sensor against a real S3-compatible server (moto on 127.0.0.1).
 
 Ticks are real sensor evaluations (``build_sensor_context`` over a real instance); what the
-daemon does with a tick's result is done here too: partitions are added, then the requested
-runs are materialized for their shards.
+daemon does with a tick's result is done here too: partitions are added, requested ingest runs
+are executed, then the requested per-shard runs are materialized for their shards.
 """
 
 import json
@@ -34,11 +34,30 @@ class Daemon:
         self.cursor = result.cursor
         return result
 
+    def run_ingests(self, result) -> None:
+        """Execute the ``ingest_job`` runs a tick requested, as the daemon would launch them."""
+        from mm_assets.jobs import ingest_job
+
+        for req in result.run_requests:
+            if req.job_name == ingest_job.name:
+                assert ingest_job.execute_in_process(
+                    run_config=req.run_config, instance=self.instance,
+                    resources={"storage": self.storage}).success
+
+    def tick_and_ingest(self):
+        """A tick that takes files, their ingest run, and the next tick (its shard runs)."""
+        self.run_ingests(self.tick())
+        return self.tick()
+
+
+def _written(store) -> set[str]:
+    """Every object under the root except the watched ``incoming/`` prefix."""
+    return {p for p in store.fs.find(store.root) if "/incoming/" not in p}
+
 
 @pytest.fixture
 def drop(s3_server, s3_bucket, monkeypatch):  # noqa: F811
-    for var in ("MM_ASSETS_INPUT", "MM_ASSETS_REQUIRE_DONE", "MM_ASSETS_SHARD_SIZE",
-                "MM_ASSETS_SENSOR_INLINE_BYTES"):
+    for var in ("MM_ASSETS_INPUT", "MM_ASSETS_REQUIRE_DONE", "MM_ASSETS_SHARD_SIZE"):
         monkeypatch.delenv(var, raising=False)
     storage = StorageResource(root=f"s3://{s3_bucket}/root", endpoint_url=s3_server.endpoint)
     store = storage.store()
@@ -60,6 +79,12 @@ def test_three_drops_become_partitions_and_materialized_shards(drop):
     daemon, instance = drop["daemon"], drop["instance"]
     first = daemon.tick()  # sizes recorded; nothing is taken before it is seen unchanged
     assert first.run_requests == [] and instance.get_dynamic_partitions("shards") == []
+    before = _written(drop["store"])
+    taking = daemon.tick()  # takes the three files: requests one ingest run, writes nothing
+    [ingest] = taking.run_requests
+    assert ingest.job_name == "ingest_job" and _written(drop["store"]) == before
+    assert instance.get_dynamic_partitions("shards") == []
+    daemon.run_ingests(taking)  # ingest happens inside the run
     second = daemon.tick()
     shards = instance.get_dynamic_partitions("shards")
     assert shards == ["000000", "000001", "000002"]
@@ -90,14 +115,19 @@ def test_dropping_the_same_files_again_changes_nothing(drop):
     _drop_three(drop["put"])
     daemon, instance = drop["daemon"], drop["instance"]
     daemon.tick()
+    taking = daemon.tick()
+    daemon.run_ingests(taking)
     assert len(daemon.tick().run_requests) == 3
     state = drop["store"].read_bytes("inputs/_state.json")
     _drop_three(drop["put"])  # re-uploaded, same bytes
     for _ in range(2):
         assert daemon.tick().run_requests == []
     daemon.cursor = None  # a restarted sensor with a lost cursor
-    for _ in range(2):
-        assert daemon.tick().run_requests == []
+    assert daemon.tick().run_requests == []
+    again = daemon.tick()  # takes the files again: the same run key (the daemon skips it) ...
+    assert [r.run_key for r in again.run_requests] == [taking.run_requests[0].run_key]
+    daemon.run_ingests(again)  # ... and even when run, ingest skips content it has seen
+    assert daemon.tick().run_requests == []
     assert len(instance.get_dynamic_partitions("shards")) == 3
     assert drop["store"].read_bytes("inputs/_state.json") == state
 
@@ -109,7 +139,7 @@ def test_a_file_still_growing_is_not_taken(drop):
     daemon.tick()
     put("big.jsonl", full)  # grew between ticks
     assert daemon.tick().run_requests == []
-    [req] = daemon.tick().run_requests
+    [req] = daemon.tick_and_ingest().run_requests
     _, records = read_manifest(drop["store"], req.partition_key)
     assert len(records) == 6 and {r.reason for r in records} == {None}
 
@@ -121,7 +151,7 @@ def test_require_done_waits_for_the_marker(drop, monkeypatch):
     for _ in range(3):
         assert daemon.tick().run_requests == []
     put("eps.jsonl.done", b"")
-    [req] = daemon.tick().run_requests
+    [req] = daemon.tick_and_ingest().run_requests
     assert drop["instance"].get_dynamic_partitions("shards") == [req.partition_key]
 
 
@@ -130,7 +160,7 @@ def test_watched_prefix_outside_the_root(drop, monkeypatch):
     store.fs.pipe(f"{drop['bucket']}/landing/x.jsonl", jsonl_drop("zeta", 2))
     monkeypatch.setenv("MM_ASSETS_INPUT", f"s3://{drop['bucket']}/landing")
     drop["daemon"].tick()
-    [req] = drop["daemon"].tick().run_requests
+    [req] = drop["daemon"].tick_and_ingest().run_requests
     assert read_manifest(store, req.partition_key)[0]["input"] == (
         f"s3://{drop['bucket']}/landing/x.jsonl")
 
@@ -166,23 +196,17 @@ def test_a_changed_file_is_taken_again_and_deleted_files_leave_the_cursor(tmp_pa
     assert select_ready({a: [12, "v2"]}, cursor, settings)[0] == [a]
 
 
-def test_large_drops_are_ingested_in_a_run_not_in_the_tick(drop, monkeypatch):
+def test_no_file_is_taken_while_an_ingest_run_is_queued(drop):
     from dagster import DagsterRunStatus
 
     from mm_assets.jobs import ingest_job
 
-    monkeypatch.setenv("MM_ASSETS_SENSOR_INLINE_BYTES", "300")  # alpha (3 rows) is larger
     _drop_three(drop["put"])
     daemon, instance = drop["daemon"], drop["instance"]
     daemon.tick()
-    second = daemon.tick()
-    ingest = [r for r in second.run_requests if r.job_name == "ingest_job"]
-    [req] = ingest
+    [req] = daemon.tick().run_requests
     urls = req.run_config["ops"]["ingest_drops"]["config"]["urls"]
-    assert [u.rsplit("/", 1)[-1] for u in urls] == ["alpha.jsonl", "gamma.jsonl"]
-    small = [r.partition_key for r in second.run_requests if r.job_name == "per_shard_job"]
-    assert len(small) == 1  # beta (2 rows, < 300 bytes) was ingested inside the tick
-    # while the ingest run is queued, a new drop is not taken (ingest state has one writer)
+    assert [u.rsplit("/", 1)[-1] for u in urls] == ["alpha.jsonl", "beta.jsonl", "gamma.jsonl"]
     run = instance.create_run_for_job(ingest_job, run_config=req.run_config)
     assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.NOT_STARTED
     drop["put"]("d3/late.jsonl", jsonl_drop("late", 2))
@@ -193,8 +217,26 @@ def test_large_drops_are_ingested_in_a_run_not_in_the_tick(drop, monkeypatch):
                                            resources={"storage": drop["storage"]})
     assert result.success
     third = daemon.tick()  # the ingest run's shards become partitions and per-shard runs
-    assert sorted(r.partition_key for r in third.run_requests) == sorted(
-        set(instance.get_dynamic_partitions("shards")) - set(small))
-    assert len(instance.get_dynamic_partitions("shards")) == 3  # alpha, beta, gamma
-    daemon.tick()  # late.jsonl, seen unchanged since the third tick, is taken inline now
+    assert len(third.run_requests) == 3 and len(instance.get_dynamic_partitions("shards")) == 3
+    daemon.run_ingests(daemon.tick())  # late.jsonl, seen unchanged since the third tick
+    assert len(daemon.tick().run_requests) == 1
     assert len(instance.get_dynamic_partitions("shards")) == 4
+
+
+def test_an_unreadable_drop_fails_its_run_naming_it_and_the_others_are_ingested(drop):
+    put, daemon = drop["put"], drop["daemon"]
+    put("ok.jsonl", jsonl_drop("ok", 2))
+    put("notes.json", b'{"just": "one object without conversations"')
+    daemon.tick()
+    [req] = daemon.tick().run_requests
+    from mm_assets.jobs import ingest_job
+
+    result = ingest_job.execute_in_process(run_config=req.run_config, instance=drop["instance"],
+                                           resources={"storage": drop["storage"]},
+                                           raise_on_error=False)
+    assert not result.success
+    err = result.get_step_failure_events()[0].step_failure_data.error
+    while err.cause is not None:
+        err = err.cause
+    assert "1 of 2 input(s) not ingested" in err.message and "notes.json" in err.message
+    assert len(daemon.tick().run_requests) == 1  # ok.jsonl's shard
