@@ -16,6 +16,11 @@ def shard_rel(asset: str, shard: str) -> str:
     return f"{asset}/{shard}.tar"
 
 
+def recorded_hashes_rel(shard: str) -> str:
+    """Image hashes raw_shards computed while validating (read by image_hashes)."""
+    return f"raw_shards/{shard}.hashes.parquet"
+
+
 def read_shard(store: Store, asset: str, shard: str) -> list[Sample]:
     """All samples of one shard of ``asset``.
 
@@ -57,26 +62,30 @@ class Timer:
         self.seconds = round(time.perf_counter() - self.t0, 3)
 
 
-def per_shard(context, asset: str, fn) -> MaterializeResult:
-    """Run ``fn(shard) -> (StageCounts, metadata)`` for every partition of the run.
+def per_shard(context, asset: str, fn, *args, workers: int = 1) -> MaterializeResult:
+    """Run ``fn(shard, *args) -> (StageCounts, metadata)`` for every partition of the run.
 
-    A run may cover one shard or a batch of shards (BackfillPolicy); counts are summed, the
-    counts check covers all of them, and per-shard metadata is kept when the run has one shard.
+    A run may cover one shard or a batch of shards (BackfillPolicy); with ``workers`` ≠ 1 the
+    shards run in parallel worker processes (0 = one per core, see
+    :func:`mm_assets.core.parallel.map_shards`: ``fn`` must be a module-level function and
+    ``args`` picklable). Counts are summed in shard order, the counts check covers all of
+    them, and per-shard metadata is kept when the run has one shard.
     """
     from mm_assets.checks import counts_result
+    from mm_assets.core.parallel import map_shards, resolve_workers
     from mm_assets.core.records import StageCounts
 
+    keys = list(context.partition_keys)
     total, meta = StageCounts(), {}
     with Timer() as t:
-        for shard in context.partition_keys:
-            counts, shard_meta = fn(shard)
+        for counts, shard_meta in map_shards(fn, keys, args, workers):
             total.n_in += counts.n_in
             total.n_out += counts.n_out
             total.removed.update(counts.removed)
             total.quarantined.update(counts.quarantined)
-            meta = shard_meta if len(context.partition_keys) == 1 else {}
-    meta = {**meta, **total.as_metadata(), "seconds": t.seconds,
-            "shards": len(context.partition_keys)}
+            meta = shard_meta if len(keys) == 1 else {}
+    meta = {**meta, **total.as_metadata(), "seconds": t.seconds, "shards": len(keys),
+            "workers": resolve_workers(workers, len(keys))}
     context.log.info(f"{asset}: {total.as_metadata()}")
     return MaterializeResult(metadata=meta, check_results=[counts_result(total)])
 

@@ -8,6 +8,7 @@ from mm_assets.assets._common import (
     md_table,
     per_shard,
     read_shard,
+    recorded_hashes_rel,
     upstream_shards,
 )
 from mm_assets.checks import counts_result, counts_spec
@@ -17,34 +18,48 @@ from mm_assets.core.dedup.exact import (
     exact_groups,
     group_size_histogram,
     hash_samples,
+    reuse_recorded,
 )
 from mm_assets.core.dedup.near import near_duplicate_groups
 from mm_assets.core.records import StageCounts
+from mm_assets.core.storage import Store
 from mm_assets.partitions import shard_backfill, shards
 from resources.storage import StorageResource
 
-HashConfig = dagster_config(DedupConfig, "HashConfig", include=("max_pixels",))
+HashConfig = dagster_config(DedupConfig, "HashConfig", include=("max_pixels", "workers"))
+
+
+def hash_shard(shard: str, store: Store, max_pixels: int) -> tuple[StageCounts, dict]:
+    """Hash table of one raw shard: the one raw_shards recorded while validating when it
+    matches the shard exactly (no decode), else computed here."""
+    samples = read_shard(store, "raw_shards", shard)
+    table, reused = None, recorded_hashes_rel(shard)
+    if store.exists(reused):
+        table = reuse_recorded(store.read_parquet(reused), samples, max_pixels)
+    recorded = table is not None
+    if table is None:
+        table = hash_samples(samples, max_pixels)
+    store.write_parquet(f"image_hashes/{shard}.parquet", table)
+    n_text = table.filter(table["list_hash"].is_null()).height
+    return StageCounts(len(samples), table.height), {
+        "text_only": n_text, "images": int(table["n_images"].sum()),
+        "decoded_here": not recorded}
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill, deps=["raw_shards"],
        group_name="dedup", check_specs=[counts_spec("image_hashes")], kinds={"parquet"})
 def image_hashes(context, config: HashConfig, storage: StorageResource) -> MaterializeResult:
-    """Per sample: xxh3-128 of each image's bytes and of its normalised pixels, pHash, the hash
-    of the ordered image list (null for text-only) and of the normalised text."""
-    store = storage.store()
-
-    def run(shard: str):
-        samples = read_shard(store, "raw_shards", shard)
-        table = hash_samples(samples, config.core().max_pixels)
-        store.write_parquet(f"image_hashes/{shard}.parquet", table)
-        n_text = table.filter(table["list_hash"].is_null()).height
-        return StageCounts(len(samples), table.height), {"text_only": n_text,
-                                                          "images": int(table["n_images"].sum())}
-
-    return per_shard(context, "image_hashes", run)
+    """Per sample: xxh3-128 of each image's bytes and of its normalised pixels, pHash (and the
+    pHash of the mirrored image), the hash of the ordered image list (null for text-only)
+    and of the normalised text. Reuses the hashes raw_shards computed while validating when
+    they match the shard (same bytes, keys, text), so images are decoded once."""
+    cfg = config.core()
+    return per_shard(context, "image_hashes", hash_shard, storage.store(), cfg.max_pixels,
+                     workers=cfg.workers)
 
 
-ExactDupConfig = dagster_config(DedupConfig, "ExactDupConfig", exclude=("max_pixels",))
+ExactDupConfig = dagster_config(DedupConfig, "ExactDupConfig",
+                                exclude=("max_pixels", "workers"))
 
 
 @asset(deps=[AssetKey("image_hashes")], group_name="dedup", kinds={"polars"},

@@ -65,7 +65,8 @@ def test_two_concurrent_runs_on_one_partition_leave_one_complete_result(tmp_path
     outs = [p.communicate(timeout=600)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     out = tmp_path / "root" / "raw_shards"
-    assert sorted(p.name for p in out.iterdir()) == ["000000.tar"]  # no temp file left
+    # no temp file left: the shard and the image hashes recorded while validating it
+    assert sorted(p.name for p in out.iterdir()) == ["000000.hashes.parquet", "000000.tar"]
     first = hashlib.sha256((out / "000000.tar").read_bytes()).hexdigest()
     subprocess.run(cmd, env=env, check=True, capture_output=True)  # a lone third run
     assert hashlib.sha256((out / "000000.tar").read_bytes()).hexdigest() == first

@@ -15,7 +15,13 @@ from typing import Literal
 
 import polars as pl
 
-from mm_assets.core.dedup.hashing import hash_image, list_hash, text_hash
+from mm_assets.core.dedup.hashing import (
+    ImageHashes,
+    bytes_hash,
+    hash_image,
+    list_hash,
+    text_hash,
+)
 from mm_assets.core.ingest.images import DEFAULT_MAX_PIXELS
 from mm_assets.core.records import Sample
 
@@ -39,18 +45,42 @@ class DedupConfig:
         max_pixels: pixel cap when decoding for pixel and perceptual hashes.
         phash_threshold: near-duplicate when pHash Hamming distance <= this (bits of 64).
         flip_invariant: near-duplicates also match horizontally mirrored images.
+        workers: processes hashing the shards of one run (0 = one per core).
     """
 
     policy: Policy = "merge"
     max_pixels: int = DEFAULT_MAX_PIXELS
     phash_threshold: int = 6
     flip_invariant: bool = False
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if self.policy not in ("merge", "keep_one", "keep_all"):
             raise ValueError(f"policy must be merge, keep_one or keep_all, got {self.policy!r}")
         if not 0 <= self.phash_threshold < 64:
             raise ValueError(f"phash_threshold must be in [0, 64), got {self.phash_threshold}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0 = one per core), got {self.workers}")
+
+
+def hash_row(s: Sample, hs: list[ImageHashes]) -> dict:
+    """The :data:`HASH_SCHEMA` row of sample ``s`` from its images' hashes ``hs`` (in order)."""
+    return {
+        "key": s.key, "source": s.source, "n_images": len(hs),
+        "bytes_hashes": [h.bytes_hash for h in hs],
+        "pixel_hashes": [h.pixel_hash or h.bytes_hash for h in hs],
+        "phashes": [h.phash for h in hs if h.phash is not None],
+        "phashes_flip": [h.phash_flip for h in hs if h.phash is not None],
+        "list_hash": list_hash([h.bytes_hash for h in hs]),
+        "pixel_list_hash": list_hash([h.pixel_hash or h.bytes_hash for h in hs]),
+        "text_hash": text_hash(s.text()),
+        "widths": [h.width for h in hs], "heights": [h.height for h in hs],
+    }
+
+
+def hash_table(rows: list[dict]) -> pl.DataFrame:
+    """Rows of :func:`hash_row` as a DataFrame with :data:`HASH_SCHEMA`."""
+    return pl.DataFrame(rows, schema=HASH_SCHEMA)
 
 
 def hash_samples(samples: Iterable[Sample], max_pixels: int) -> pl.DataFrame:
@@ -59,21 +89,29 @@ def hash_samples(samples: Iterable[Sample], max_pixels: int) -> pl.DataFrame:
     Returns:
         DataFrame with :data:`HASH_SCHEMA`; ``list_hash`` is null for text-only samples.
     """
-    rows = []
-    for s in samples:
-        hs = [hash_image(b, max_pixels) for b in s.images]
-        rows.append({
-            "key": s.key, "source": s.source, "n_images": len(hs),
-            "bytes_hashes": [h.bytes_hash for h in hs],
-            "pixel_hashes": [h.pixel_hash or h.bytes_hash for h in hs],
-            "phashes": [h.phash for h in hs if h.phash is not None],
-            "phashes_flip": [h.phash_flip for h in hs if h.phash is not None],
-            "list_hash": list_hash([h.bytes_hash for h in hs]),
-            "pixel_list_hash": list_hash([h.pixel_hash or h.bytes_hash for h in hs]),
-            "text_hash": text_hash(s.text()),
-            "widths": [h.width for h in hs], "heights": [h.height for h in hs],
-        })
-    return pl.DataFrame(rows, schema=HASH_SCHEMA)
+    return hash_table([hash_row(s, [hash_image(b, max_pixels) for b in s.images])
+                       for s in samples])
+
+
+def reuse_recorded(recorded: pl.DataFrame, samples: list[Sample], max_pixels: int
+                   ) -> pl.DataFrame | None:
+    """``recorded`` (hashes raw_shards computed while validating) if it is exactly what
+    :func:`hash_samples` would give for ``samples`` at ``max_pixels``, else ``None``.
+
+    Checked without decoding: same keys in order, same xxh3-128 of every image's bytes and
+    of the text, and every image within ``max_pixels`` (raw_shards decoded each image under
+    its own cap; a smaller cap here would turn some into decode errors).
+    """
+    if recorded.columns != list(HASH_SCHEMA) or recorded.height != len(samples):
+        return None
+    for s, row in zip(samples, recorded.iter_rows(named=True), strict=True):
+        if (row["key"] != s.key or row["source"] != s.source
+                or row["text_hash"] != text_hash(s.text())
+                or row["bytes_hashes"] != [bytes_hash(b) for b in s.images]
+                or any(w * h > max_pixels for w, h in zip(row["widths"], row["heights"],
+                                                          strict=True))):
+            return None
+    return recorded
 
 
 def exact_groups(hashes: pl.DataFrame, policy: Policy) -> pl.DataFrame:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import fsspec
 
+from mm_assets.core.dedup.exact import hash_row
+from mm_assets.core.dedup.hashing import ImageHashes, bytes_hash, hashes_of_decoded
 from mm_assets.core.ingest.formats import SourceRecord, normalise, safe_id
 from mm_assets.core.ingest.images import DEFAULT_MAX_PIXELS, ImageError, decode, sniff_ext
 from mm_assets.core.ingest.plan import resolve_image
@@ -33,14 +35,18 @@ class RawShardConfig:
     Attributes:
         max_pixels: largest image accepted (width × height, pixels).
         max_text_chars: longest conversation accepted (characters, all turns).
+        workers: processes building the shards of one run (0 = one per core).
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_text_chars: int = 200_000
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if self.max_pixels <= 0 or self.max_text_chars <= 0:
             raise ValueError("max_pixels and max_text_chars must be > 0")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0 = one per core), got {self.workers}")
 
 
 class _Reject(Exception):
@@ -67,21 +73,23 @@ def _check_text(turns: list[dict[str, str]], cfg: RawShardConfig, n_images: int)
         first["value"] = IMAGE_TOKEN * n_images + "\n" + first["value"]
 
 
-def _load_image(data: bytes, cfg: RawShardConfig) -> str:
+def _load_image(data: bytes, cfg: RawShardConfig) -> tuple[str, ImageHashes]:
+    """Extension and hashes of one image, decoded once (the decode that validates it)."""
     try:
         ext = sniff_ext(data)
-        decode(data, cfg.max_pixels)
+        im = decode(data, cfg.max_pixels)
     except ImageError as e:
         raise _Reject(e.reason, str(e)) from e
-    return ext
+    return ext, hashes_of_decoded(bytes_hash(data), im)
 
 
-def _from_record(rec: SourceRecord, image_root: str, cfg: RawShardConfig) -> Sample:
+def _from_record(rec: SourceRecord, image_root: str, cfg: RawShardConfig
+                 ) -> tuple[Sample, list[ImageHashes]]:
     if rec.reason:
         raise _Reject(rec.reason, rec.error or rec.reason)
     if rec.conversations is None:
         raise _Reject("missing_conversations", "record has no conversations")
-    images, exts = [], []
+    images, exts, hashes = [], [], []
     for ref in rec.image_refs:
         url, bad = resolve_image(ref, image_root)
         if bad:
@@ -91,12 +99,14 @@ def _from_record(rec: SourceRecord, image_root: str, cfg: RawShardConfig) -> Sam
                 data = f.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
             raise _Reject("missing_image", f"{url}: {type(e).__name__}") from e
-        exts.append(_load_image(data, cfg))
+        ext, h = _load_image(data, cfg)
+        exts.append(ext)
+        hashes.append(h)
         images.append(data)
     _check_text(rec.conversations, cfg, len(images))
     meta = dict(rec.metadata)
     meta["location"] = rec.location
-    return Sample(rec.key, rec.conversations, images, exts, rec.source, meta)
+    return Sample(rec.key, rec.conversations, images, exts, rec.source, meta), hashes
 
 
 def _decompress(parts: dict[str, bytes], where: str) -> dict[str, bytes]:
@@ -120,7 +130,7 @@ def _text(data: bytes, where: str) -> str:
 
 
 def _from_tar_group(key: str, parts: dict[str, bytes], source: str, url: str,
-                    cfg: RawShardConfig) -> Sample:
+                    cfg: RawShardConfig) -> tuple[Sample, list[ImageHashes]]:
     """One WebDataset sample: images by extension, text from ``json`` (LLaVA conversations)
     or ``txt`` (a caption: one prompted turn with images; a plain document without)."""
     where = f"{url}:{key}"
@@ -128,10 +138,12 @@ def _from_tar_group(key: str, parts: dict[str, bytes], source: str, url: str,
     video = sorted(e for e in parts if e.rsplit(".", 1)[-1].lower() in VIDEO_EXTS)
     if video:
         raise _Reject("unsupported_modality", f"{where}: video member(s) {video}")
-    images, exts, meta = [], [], {"location": where}
+    images, exts, hashes, meta = [], [], [], {"location": where}
     for ext in sorted(parts):
         if ext.rsplit(".", 1)[-1].lower() in IMAGE_EXTS:
-            exts.append(_load_image(parts[ext], cfg))
+            kind, h = _load_image(parts[ext], cfg)
+            exts.append(kind)
+            hashes.append(h)
             images.append(parts[ext])
     turns: list[dict[str, str]] = []
     if "json" in parts:
@@ -153,11 +165,12 @@ def _from_tar_group(key: str, parts: dict[str, bytes], source: str, url: str,
         raise _Reject("no_text", f"{where} has no conversation or caption "
                                  f"(members: {', '.join(sorted(parts))})")
     _check_text(turns, cfg, len(images))
-    return Sample(key, turns, images, exts, source, meta)
+    return Sample(key, turns, images, exts, source, meta), hashes
 
 
 def build_samples(header: dict, records: list[SourceRecord], cfg: RawShardConfig,
-                  quarantine: list[Quarantined]) -> Iterator[Sample]:
+                  quarantine: list[Quarantined], hash_rows: list[dict] | None = None
+                  ) -> Iterator[Sample]:
     """Yield the usable samples of one manifest; append the rest to ``quarantine``.
 
     Args:
@@ -165,7 +178,18 @@ def build_samples(header: dict, records: list[SourceRecord], cfg: RawShardConfig
         records: manifest records (empty for ``webdataset`` manifests).
         cfg: validation limits.
         quarantine: list that receives one :class:`Quarantined` per unusable record.
+        hash_rows: when given, receives the image_hashes row
+            (:func:`mm_assets.core.dedup.exact.hash_row`) of every yielded sample, computed
+            from the decode that validated its images (so image_hashes need not decode again).
     """
+    for sample, hashes in _build(header, records, cfg, quarantine):
+        if hash_rows is not None:
+            hash_rows.append(hash_row(sample, hashes))
+        yield sample
+
+
+def _build(header: dict, records: list[SourceRecord], cfg: RawShardConfig,
+           quarantine: list[Quarantined]) -> Iterator[tuple[Sample, list[ImageHashes]]]:
     if header["kind"] == "records":
         for rec in records:
             try:
