@@ -29,6 +29,7 @@ class DerivedConfig(Config):
 
     core_class: ClassVar[type]
     core_fields: ClassVar[tuple[str, ...]]
+    tuple_fields: ClassVar[frozenset[str]] = frozenset()  # lists in run config, tuples in core
 
     def core(self) -> Any:
         """The validated core dataclass (``core_class(**fields)``).
@@ -36,7 +37,9 @@ class DerivedConfig(Config):
         Raises:
             ValueError: a value the dataclass's ``__post_init__`` refuses (message names it).
         """
-        return self.core_class(**{k: getattr(self, k) for k in self.core_fields})
+        values = {k: getattr(self, k) for k in self.core_fields}
+        return self.core_class(**{k: tuple(v) if k in self.tuple_fields else v
+                                  for k, v in values.items()})
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -99,11 +102,15 @@ def dagster_config(core: type, name: str, *, include: tuple[str, ...] | None = N
             default = f.default_factory()
         else:
             default = ...
-        spec[n] = (hints[n], Field(default=default, description=docs.get(n) or None,
-                                   repr=f.repr))
+        tp = hints[n]
+        if typing.get_origin(tp) is tuple:  # Dagster config has lists, not tuples
+            tp, default = list[typing.get_args(tp)[0]], (list(default) if default is not ...
+                                                          else default)
+        spec[n] = (tp, Field(default=default, description=docs.get(n) or None, repr=f.repr))
     for n, (tp, default, desc) in (extra or {}).items():
         spec[n] = (tp, Field(default=default, description=desc))
     summary = doc or (core.__doc__ or core.__name__).strip().splitlines()[0]
     cls = create_model(name, __base__=DerivedConfig, __doc__=summary, **spec)
     cls.core_class, cls.core_fields = core, tuple(chosen)
+    cls.tuple_fields = frozenset(n for n in chosen if typing.get_origin(hints[n]) is tuple)
     return cls

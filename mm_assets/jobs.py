@@ -10,7 +10,7 @@ from mm_assets.config import dagster_config
 from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
 from resources.storage import StorageResource
 
-PER_SHARD_KEYS = ["raw_shards", "image_hashes", "embeddings", "ppl_scores"]
+PER_SHARD_KEYS = ["raw_shards", "image_hashes", "embeddings", "ppl_scores", "text_quality"]
 GLOBAL_KEYS = ["exact_duplicates", "clusters", "ppl_deciles", "semdedup"]
 
 global_job = define_asset_job(
@@ -18,7 +18,7 @@ global_job = define_asset_job(
     description="exact_duplicates, clusters, ppl_deciles and semdedup over all shards")
 per_shard_job = define_asset_job(
     "per_shard_job", selection=AssetSelection.assets(*PER_SHARD_KEYS),
-    description="raw_shards, image_hashes, embeddings and ppl_scores for new shards")
+    description="raw_shards, image_hashes, embeddings, ppl_scores and text_quality for new shards")
 
 
 IngestDropsConfig = dagster_config(IngestConfig, "IngestDropsConfig", extra={

@@ -19,7 +19,7 @@ from mm_assets.definitions import ALL_ASSETS, default_resources
 from resources.storage import StorageResource
 
 LAYERS: list[tuple[str, list[str]]] = [
-    ("shards", ["raw_shards", "image_hashes", "embeddings", "ppl_scores"]),
+    ("shards", ["raw_shards", "image_hashes", "embeddings", "ppl_scores", "text_quality"]),
     ("global", ["exact_duplicates", "clusters", "ppl_deciles", "semdedup"]),
     ("shards", ["curated"]),
     ("global", ["merged", "rephrased"]),

@@ -15,7 +15,8 @@ from mm_assets.core.storage import Store
 from mm_assets.partitions import recipes as recipes_def
 from mm_assets.partitions import shards as shards_def
 
-PER_SHARD = ("raw_shards", "image_hashes", "embeddings", "ppl_scores", "curated")
+PER_SHARD = ("raw_shards", "image_hashes", "embeddings", "ppl_scores", "text_quality",
+             "curated")
 
 
 @dataclass(slots=True)

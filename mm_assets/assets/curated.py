@@ -14,6 +14,15 @@ from resources.storage import StorageResource
 CuratedConfig = dagster_config(CurateConfig, "CuratedConfig")
 
 
+def shard_text_flags(store: Store, shard: str) -> dict[str, set[str]]:
+    """key -> text-quality flags of one shard (empty when text_quality was not materialized)."""
+    rel = f"text_quality/{shard}.parquet"
+    if not store.exists(rel):
+        return {}
+    table = store.read_parquet(rel).group_by("key").agg(pl.col("flag").unique())
+    return {k: set(v) for k, v in table.iter_rows()}
+
+
 def semantic_duplicates(store: Store) -> set[str]:
     """Keys SemDeDup removes, extended to every member of an exact group whose representative
     it removes (the group is one unique image)."""
@@ -25,7 +34,7 @@ def semantic_duplicates(store: Store) -> set[str]:
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill,
-       deps=["raw_shards", "exact_duplicates", "semdedup", "ppl_deciles"], group_name="curate",
+       deps=["raw_shards", "exact_duplicates", "semdedup", "ppl_deciles", "text_quality"], group_name="curate",
        check_specs=[counts_spec("curated")], kinds={"webdataset"},
        automation_condition=AutomationCondition.on_cron(CURATE_CRON))
 def curated(context, config: CuratedConfig, storage: StorageResource) -> MaterializeResult:
@@ -40,12 +49,14 @@ def curated(context, config: CuratedConfig, storage: StorageResource) -> Materia
     def run(shard: str):
         samples = read_shard(store, "raw_shards", shard)
         keys = [s.key for s in samples]
-        decisions = decide(keys, exact.filter(pl.col("key").is_in(keys)), semdup, deciles, cfg)
+        decisions = decide(keys, exact.filter(pl.col("key").is_in(keys)), semdup, deciles, cfg,
+                           shard_text_flags(store, shard))
         kept, counts = apply(samples, decisions)
         for s in kept:
             s.metadata["ppl_decile"] = int(deciles.get(s.key, -1))
         store.write_parquet(f"curated/{shard}.decisions.parquet", decisions)
         write_shard(store, shard_rel("curated", shard), kept)
-        return counts, {"path": store.url(shard_rel("curated", shard))}
+        return counts, {"path": store.url(shard_rel("curated", shard)),
+                        "text_filters": ", ".join(cfg.text_filters)}
 
     return per_shard(context, "curated", run)

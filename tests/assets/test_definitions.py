@@ -7,7 +7,7 @@ from mm_assets.definitions import defs
 
 EXPECTED = {"raw_shards", "image_hashes", "exact_duplicates", "embeddings", "clusters",
             "semdedup", "ppl_scores", "ppl_deciles", "curated", "merged", "rephrased",
-            "mixtures"}
+            "mixtures", "text_quality"}
 
 
 def test_definitions_load_with_the_whole_graph():
@@ -24,7 +24,9 @@ def test_lineage_follows_the_design():
     assert parents("image_hashes") == {"raw_shards"}
     assert parents("exact_duplicates") == {"image_hashes"}
     assert parents("semdedup") == {"clusters", "exact_duplicates"}
-    assert parents("curated") == {"raw_shards", "exact_duplicates", "semdedup", "ppl_deciles"}
+    assert parents("curated") == {"raw_shards", "exact_duplicates", "semdedup", "ppl_deciles",
+                                  "text_quality"}
+    assert parents("text_quality") == {"raw_shards"}
     assert parents("rephrased") == {"merged"}
     assert parents("mixtures") == {"raw_shards", "exact_duplicates", "clusters", "curated",
                                    "merged", "rephrased"}
@@ -32,7 +34,8 @@ def test_lineage_follows_the_design():
 
 def test_partitioning():
     graph = defs.resolve_asset_graph()
-    per_shard = {"raw_shards", "image_hashes", "embeddings", "ppl_scores", "curated"}
+    per_shard = {"raw_shards", "image_hashes", "embeddings", "ppl_scores", "text_quality",
+                 "curated"}
     for name in EXPECTED:
         pdef = graph.get(AssetKey(name)).partitions_def
         if name in per_shard:

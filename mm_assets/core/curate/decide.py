@@ -1,7 +1,9 @@
 """Applying dedup and quality decisions to one shard.
 
 A sample is removed with exactly one reason, checked in this order: ``exact_duplicate`` (by the
-exact-dedup policy), ``semdedup``, ``ppl_out_of_range`` (decile outside the configured range),
+exact-dedup policy), ``semdedup``, ``text_<flag>`` (the first text-quality flag of the sample in
+``text_filters`` order, see :mod:`mm_assets.core.quality.text_flags`), ``ppl_out_of_range``
+(decile outside the configured range),
 ``no_ppl_score`` (when a decile range is set and the sample has no score). Everything else is
 kept. The decision table keeps every key with its status and reason.
 """
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from mm_assets.core.quality.text_flags import DEFAULT_FILTERS, FLAGS
 from mm_assets.core.records import Sample, StageCounts
 
 
@@ -20,14 +23,21 @@ class CurateConfig:
     """Attributes:
     min_decile: lowest perplexity decile kept (0-9).
     max_decile: highest perplexity decile kept (0-9).
+    text_filters: text-quality flags that remove a sample (names from ``FLAGS``); the
+        default set is the flags measured at precision 1.0 with no hit on the shared real
+        instruction data (tests/core/quality/test_text_flags.py).
     """
 
     min_decile: int = 0
     max_decile: int = 9
+    text_filters: tuple[str, ...] = DEFAULT_FILTERS
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_decile <= self.max_decile <= 9:
             raise ValueError(f"need 0 <= min_decile <= max_decile <= 9: {self}")
+        unknown = sorted(set(self.text_filters) - set(FLAGS))
+        if unknown:
+            raise ValueError(f"unknown text filter(s) {unknown}; known: {list(FLAGS)}")
 
     @property
     def filters_ppl(self) -> bool:
@@ -35,7 +45,7 @@ class CurateConfig:
 
 
 def decide(keys: list[str], exact: pl.DataFrame, semdup: set[str], deciles: dict[str, int],
-           cfg: CurateConfig) -> pl.DataFrame:
+           cfg: CurateConfig, text_flags: dict[str, set[str]] | None = None) -> pl.DataFrame:
     """Decision per key: ``key, status ("kept"|"removed"), reason`` (reason null when kept).
 
     Args:
@@ -43,8 +53,10 @@ def decide(keys: list[str], exact: pl.DataFrame, semdup: set[str], deciles: dict
         exact: rows of the exact-duplicate table (``key, action``) for this shard.
         semdup: keys SemDeDup marks as duplicates.
         deciles: key -> perplexity decile (-1 when unscored).
-        cfg: decile range.
+        cfg: decile range and text filters.
+        text_flags: key -> the text-quality flags of that sample (absent: none).
     """
+    text_flags = text_flags or {}
     removed_exact = set(exact.filter(pl.col("action") == "remove")["key"].to_list())
     rows = []
     for k in keys:
@@ -53,6 +65,8 @@ def decide(keys: list[str], exact: pl.DataFrame, semdup: set[str], deciles: dict
             reason = "exact_duplicate"
         elif k in semdup:
             reason = "semdedup"
+        elif (hit := [f for f in cfg.text_filters if f in text_flags.get(k, ())]):
+            reason = f"text_{hit[0]}"
         elif cfg.filters_ppl:
             d = deciles.get(k, -1)
             if d < 0:
