@@ -18,7 +18,8 @@ from mm_assets.runner import ORDER
 
 STAGE_GROUPS = {"raw_shards": "ingest", "image_hashes": "dedup", "exact_duplicates": "dedup",
                 "embeddings": "semantic", "clusters": "semantic", "semdedup": "semantic",
-                "ppl_scores": "quality", "ppl_deciles": "quality", "curated": "curate",
+                "ppl_scores": "quality", "ppl_deciles": "quality", "text_quality": "quality",
+                "curated": "curate",
                 "merged": "text", "rephrased": "text", "mixtures": "mixtures"}
 RUN_TIMEOUT_MS = 180_000
 
