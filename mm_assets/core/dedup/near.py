@@ -109,6 +109,8 @@ def star_groups(n_samples: int, links: tuple[np.ndarray, np.ndarray], n_items: i
     s, it = links
     a, b = pairs
     n = n_samples + n_items
+    if n_samples == 0:  # no sample has an image (a text-only corpus): nothing to group
+        return np.zeros(0, np.int64)
     graph = coo_matrix((np.ones(s.size + a.size, np.int8),
                         (np.concatenate([s, n_samples + a]), np.concatenate([n_samples + it,
                                                                              n_samples + b]))),

@@ -171,3 +171,13 @@ def test_pairs_are_sorted_and_unique():
     pairs = list(zip(i.tolist(), j.tolist(), strict=True))
     assert len(pairs) > 100
     assert pairs == sorted(set(pairs)) and all(a < b for a, b in pairs)
+
+
+def test_a_corpus_without_images_has_no_near_groups():
+    import polars as pl
+
+    from mm_assets.core.dedup.near import near_duplicate_groups
+
+    hashes = pl.DataFrame({"key": ["a", "b"], "phashes": [[], []]},
+                          schema={"key": pl.Utf8, "phashes": pl.List(pl.Int64)})
+    assert near_duplicate_groups(hashes, 8).height == 0
