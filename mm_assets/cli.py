@@ -1,4 +1,4 @@
-"""``mm-assets`` command line: demo, ingest, run, status (backfill: see ``backfill.py``)."""
+"""``mm-assets`` command line: demo, ingest, run, report, status (backfill: ``backfill.py``)."""
 
 from __future__ import annotations
 
@@ -191,6 +191,9 @@ def demo(root: str = RootOpt,
     summary = run_graph(instance, run_config=run_config, recipes=names, log_level=_log_level(),
                         progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True))
     _print_summary(summary, store)
+    if not summary.failed:
+        print()
+        _report(store)
     for name in store.ls("mixtures"):
         print(f"mixture {name}: {store.url(f'mixtures/{name}')}/*.tar")
     print(f"dagster home: {os.environ['DAGSTER_HOME']}  ({time.time() - t0:.0f} s)")
@@ -199,17 +202,55 @@ def demo(root: str = RootOpt,
         raise typer.Exit(1)
 
 
+def _report(store, out: str = "") -> bool:
+    """Print the corpus funnel of ``store`` and write its HTML report; True when it reconciles."""
+    from mm_assets.core.report.funnel import build_funnel
+    from mm_assets.core.report.render import render_html, render_text
+    from mm_assets.viz.plots import funnel_png
+
+    f = build_funnel(store)
+    print(render_text(f, store.root), end="")
+    page = render_html(f, store.root, {"funnel": funnel_png(f)}).encode()
+    if out:
+        Path(out).write_bytes(page)
+    else:
+        out = store.url("reports/funnel.html")
+        store.write_bytes("reports/funnel.html", page)
+    print(f"html report: {out}")
+    return f.ok
+
+
+@app.command()
+def report(root: str = RootOpt,
+           out: str = typer.Option("", "--out", help="HTML file (default "
+                                   "{root}/reports/funnel.html)")) -> None:
+    """The corpus funnel: every stage's figures summed over all partitions, reconciled.
+
+    Exit 1 when a reconciliation fails, 2 when the root holds no materialized shard."""
+    _setup(root)
+    from resources.storage import StorageResource
+
+    try:
+        ok = _report(StorageResource().store(), out)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    if not ok:
+        typer.echo("FAILED: some figures do not reconcile (see checks)", err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def status(root: str = RootOpt) -> None:
     """Per asset: materialized / missing / failed partitions of the root's shards and recipes
     (runs as recorded in $DAGSTER_HOME); exits 1 when any partition's latest run failed."""
     _setup(root)
-    from mm_assets.runner import ORDER, get_instance
+    from mm_assets.runner import ALL, get_instance
     from mm_assets.status import asset_statuses
     from resources.storage import StorageResource
 
     store = StorageResource().store()
-    rows = asset_statuses(get_instance(), store, ORDER)
+    rows = asset_statuses(get_instance(), store, ALL)
     print(f"root: {store.root}   instance: {os.environ['DAGSTER_HOME']}")
     print(f"{'asset':<18}{'materialized':>14}{'missing':>10}{'failed':>8}")
     for r in rows:

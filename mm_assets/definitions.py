@@ -13,6 +13,7 @@ from mm_assets.assets.merged import merged, rephrased
 from mm_assets.assets.mixtures import mixtures
 from mm_assets.assets.perplexity import ppl_deciles, ppl_scores
 from mm_assets.assets.raw import raw_shards
+from mm_assets.assets.report import report
 from mm_assets.assets.semantic import clusters, semdedup
 from mm_assets.assets.text_quality import text_quality
 from mm_assets.jobs import global_job, ingest_job, per_shard_job
@@ -25,7 +26,7 @@ PER_SHARD = [raw_shards, image_hashes, embeddings, ppl_scores, text_quality]
 GLOBAL_1 = [exact_duplicates, clusters, ppl_deciles, semdedup]
 ALL_ASSETS = [raw_shards, image_hashes, embeddings, ppl_scores, text_quality, exact_duplicates,
               clusters,
-              semdedup, ppl_deciles, curated, merged, rephrased, mixtures]
+              semdedup, ppl_deciles, curated, merged, rephrased, mixtures, report]
 
 
 def executor_from_env() -> ExecutorDefinition | None:

@@ -1,7 +1,7 @@
 """Materialize the graph in process, layer by layer, into a persistent Dagster instance.
 
 Layers follow the asset graph: per-shard assets run once per shard, global assets once, then
-curated per shard, merged and rephrased once, and mixtures once per recipe. Each call is a real
+curated per shard, merged and rephrased once, mixtures once per recipe, then the report. Each call is a real
 Dagster run recorded in the instance (``$DAGSTER_HOME``), so the UI shows the materializations.
 """
 
@@ -24,8 +24,11 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("shards", ["curated"]),
     ("global", ["merged", "rephrased"]),
     ("recipes", ["mixtures"]),
+    ("global", ["report"]),
 ]
-ORDER = [a for _, names in LAYERS for a in names]
+REPORTS = ["report"]  # summaries over the stages: no counts of their own
+ALL = [a for _, names in LAYERS for a in names]
+ORDER = [a for a in ALL if a not in REPORTS]  # the stages, each with counts
 
 
 def get_instance() -> DagsterInstance:
@@ -95,10 +98,10 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
             full logs stay in the instance).
     """
     resources = resources or default_resources()
-    select = select or ORDER
-    unknown = sorted(set(select) - set(ORDER))
+    select = select or ALL
+    unknown = sorted(set(select) - set(ALL))
     if unknown:
-        raise ValueError(f"unknown asset(s) {unknown}; known: {ORDER}")
+        raise ValueError(f"unknown asset(s) {unknown}; known: {ALL}")
     shards = shards if shards is not None else instance.get_dynamic_partitions("shards")
     if "mixtures" in select:  # named recipes become partitions too (the UI then shows them)
         recipes = register_recipes(instance, resources["storage"], recipes)

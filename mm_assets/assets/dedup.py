@@ -96,5 +96,6 @@ def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
         "near_grouping": "star (leader)", "flip_invariant": cfg.flip_invariant,
         "group_sizes": md_table(hist),
         "group_size_plot": bar_plot(img["group_size"].to_list(), img["n_groups"].to_list(),
-                                    "image duplicate groups", "group size"),
+                                    "image duplicate groups by size",
+                                    "group size (samples sharing one image list)", "groups"),
     }, check_results=[counts_result(counts)])

@@ -6,12 +6,13 @@ import numpy as np
 import polars as pl
 from dagster import Config, MaterializeResult, asset
 
-from mm_assets.assets._common import Timer, bar_plot, per_shard, read_shard, upstream_shards
+from mm_assets.assets._common import Timer, md_table, per_shard, read_shard, upstream_shards
 from mm_assets.checks import counts_result, counts_spec
 from mm_assets.config import dagster_config
 from mm_assets.core.quality.ppl import PplConfig, decile_table
 from mm_assets.core.records import StageCounts
 from mm_assets.partitions import GPU_POOL, GPU_TAGS, shard_backfill, shards
+from mm_assets.viz.plots import ppl_histogram
 from resources.models import LanguageModelResource
 from resources.storage import StorageResource
 
@@ -69,5 +70,7 @@ def ppl_deciles(context, config: PplDecilesConfig, storage: StorageResource
         "scope": "per_source" if config.per_source else "global",
         "sources": out["source"].n_unique(),
         "unscored": int((deciles < 0).sum()), "seconds": t.seconds,
-        "decile_counts": bar_plot(list(range(10)), hist.tolist(), "samples per decile",
-                                  "decile")}, check_results=[counts_result(counts)])
+        "decile_counts": md_table(pl.DataFrame({"decile": list(range(10)),
+                                                "samples": hist.tolist()})),
+        "ppl_histogram": ppl_histogram(out["ppl"].fill_null(float("nan")).to_numpy(),
+                                       edges["edges"])}, check_results=[counts_result(counts)])

@@ -1,7 +1,5 @@
 """clusters and semdedup (global): spherical k-means per embedding space, then SemDeDup."""
 
-import base64
-
 import numpy as np
 import polars as pl
 from dagster import MaterializeResult, asset
@@ -10,7 +8,6 @@ from mm_assets.assets._common import (
     Timer,
     bar_plot,
     md_table,
-    png_markdown,
     read_shard,
     upstream_shards,
 )
@@ -19,10 +16,11 @@ from mm_assets.config import dagster_config
 from mm_assets.core.records import StageCounts
 from mm_assets.core.semantic.cluster import ClusterConfig, spherical_kmeans
 from mm_assets.core.semantic.encoders import resolve_device
-from mm_assets.core.semantic.semdedup import SemDedupConfig, removal_curve, semdedup_space
+from mm_assets.core.semantic.semdedup import SemDedupConfig, semdedup_space
 from mm_assets.core.storage import Store
 from mm_assets.partitions import GPU_POOL, GPU_TAGS
 from mm_assets.viz.contact import contact_sheet
+from mm_assets.viz.plots import png_markdown, removal_curve_plot
 from resources.storage import StorageResource
 
 SPACES = ("image", "text")
@@ -50,14 +48,14 @@ def first_images(store: Store, keys: set[str]) -> dict[str, bytes]:
     return out
 
 
-def sheet_markdown(store: Store, rel: str, rows: list[tuple[str, list[str]]]):
+def sheet_markdown(store: Store, rel: str, rows: list[tuple[str, list[str]]], thumb: int = 100,
+                   label_width: int = 200):
     """Write a contact sheet PNG for ``rows`` of (label, keys) and return it as metadata."""
-    from dagster import MetadataValue
-
     images = first_images(store, {k for _, ks in rows for k in ks})
-    png = contact_sheet([(label, [images[k] for k in ks if k in images]) for label, ks in rows])
+    png = contact_sheet([(label, [images[k] for k in ks if k in images]) for label, ks in rows],
+                        thumb=thumb, label_width=label_width)
     store.write_bytes(rel, png)
-    return MetadataValue.md(f"![sheet](data:image/png;base64,{base64.b64encode(png).decode()})")
+    return png_markdown(png)
 
 
 ClustersConfig = dagster_config(ClusterConfig, "ClustersConfig", extra={
@@ -86,13 +84,15 @@ def clusters(context, config: ClustersConfig, storage: StorageResource) -> Mater
             meta[f"{space}_points"], meta[f"{space}_k"] = len(keys), res.k_effective
             if len(keys):
                 meta[f"{space}_cluster_sizes"] = bar_plot(
-                    list(range(len(sizes))), list(map(int, sizes)), f"{space} cluster sizes",
-                    "cluster")
+                    list(range(len(sizes))), list(map(int, sizes)),
+                    f"{space} space: samples per cluster ({len(keys)} samples)", "cluster id")
     table = pl.concat(frames)
     store.write_parquet("clusters/assignments.parquet", table)
     near = (table.filter(pl.col("space") == "image").sort("distance")
             .group_by("cluster", maintain_order=True).head(config.sheet_size).sort("cluster"))
-    rows = [(f"cluster {c} ({int((table['cluster'] == c).sum())})", g["key"].to_list())
+    img = table.filter(pl.col("space") == "image")
+    rows = [(f"image cluster {c}\n{int((img['cluster'] == c).sum())} samples",
+             g["key"].to_list())
             for (c,), g in near.group_by("cluster", maintain_order=True)][:24]
     if rows:
         meta["contact_sheet"] = sheet_markdown(store, "clusters/contact_sheet_image.png", rows)
@@ -135,15 +135,17 @@ def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
                 pl.Series("partner", partner, dtype=pl.Utf8)))
             meta[f"{space}_epsilon"] = res.epsilon
             if res.n_unique:
-                meta[f"{space}_removal_curve"] = curve_plot(res.scores, res.epsilon, space)
+                meta[f"{space}_removal_curve"] = removal_curve_plot(res.scores, res.epsilon,
+                                                                       space)
     table = pl.concat(frames)
     store.write_parquet("semdedup/scores.parquet", table)
     pairs = table.filter(pl.col("duplicate") & (pl.col("space") == "image")).sort(
         "score", descending=True).head(12)
     if pairs.height:
         meta["example_pairs"] = sheet_markdown(store, "semdedup/example_pairs.png", [
-            (f"c{r['cluster']} s={r['score']:.3f}", [r["partner"], r["key"]])
-            for r in pairs.iter_rows(named=True)])
+            ((f"cluster {r['cluster']}, cos {r['score']:.3f}\nleft kept: {r['partner']}\n"
+              f"right removed: {r['key']}"), [r["partner"], r["key"]])
+            for r in pairs.iter_rows(named=True)], thumb=250, label_width=300)
     n_dup, n_uniq = int(table["duplicate"].sum()), int(table["unique"].sum())
     counts = StageCounts(table.height, n_uniq - n_dup)
     counts.removed["semdedup"], counts.removed["exact_duplicate"] = n_dup, table.height - n_uniq
@@ -156,21 +158,3 @@ def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
         "target_fraction": config.target_fraction, "ranking": cfg.ranking,
         "boundary": "duplicate when score >= 1 - epsilon", "seconds": t.seconds},
         check_results=[counts_result(counts)])
-
-
-def curve_plot(scores: np.ndarray, eps: float, space: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    grid = np.linspace(0.0, 0.5, 51)
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(grid, removal_curve(scores, grid))
-    ax.axvline(eps, color="red", linestyle="--", label=f"ε = {eps:.4f}")
-    ax.set_xlabel("ε")
-    ax.set_ylabel("fraction removed")
-    ax.set_title(f"SemDeDup removal vs ε ({space})")
-    ax.legend()
-    fig.tight_layout()
-    return png_markdown(fig)

@@ -14,7 +14,8 @@ def contact_sheet(rows: list[tuple[str, list[bytes]]], thumb: int = 72, label_wi
     """A PNG with one row per ``(label, [encoded images])``.
 
     Args:
-        rows: labels and encoded images (undecodable images become grey tiles).
+        rows: labels (``\n`` starts a new line; each line clipped to the label column) and
+            encoded images (undecodable images become grey tiles).
         thumb: tile side in pixels.
         label_width: width of the label column in pixels.
         max_pixels: decode cap per image.
@@ -27,7 +28,12 @@ def contact_sheet(rows: list[tuple[str, list[bytes]]], thumb: int = 72, label_wi
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=12)
     for r, (label, imgs) in enumerate(rows):
-        draw.text((4, r * thumb + thumb // 2 - 6), label[:18], fill="black", font=font)
+        lines = label.split("\n")
+        top = r * thumb + max(2, thumb // 2 - 8 * len(lines))
+        for i, line in enumerate(lines):
+            while line and draw.textlength(line, font=font) > label_width - 8:
+                line = line[:-1]
+            draw.text((4, top + 16 * i), line, fill="black", font=font)
         for c, data in enumerate(imgs):
             try:
                 im = to_rgb(decode(data, max_pixels))

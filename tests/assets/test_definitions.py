@@ -7,7 +7,7 @@ from mm_assets.definitions import defs
 
 EXPECTED = {"raw_shards", "image_hashes", "exact_duplicates", "embeddings", "clusters",
             "semdedup", "ppl_scores", "ppl_deciles", "curated", "merged", "rephrased",
-            "mixtures", "text_quality"}
+            "mixtures", "text_quality", "report"}
 
 
 def test_definitions_load_with_the_whole_graph():
@@ -30,6 +30,8 @@ def test_lineage_follows_the_design():
     assert parents("rephrased") == {"merged"}
     assert parents("mixtures") == {"raw_shards", "exact_duplicates", "clusters", "curated",
                                    "merged", "rephrased"}
+    assert parents("report") == {"raw_shards", "exact_duplicates", "semdedup", "curated",
+                                 "merged", "rephrased", "mixtures"}
 
 
 def test_partitioning():

@@ -20,7 +20,8 @@ STAGE_GROUPS = {"raw_shards": "ingest", "image_hashes": "dedup", "exact_duplicat
                 "embeddings": "semantic", "clusters": "semantic", "semdedup": "semantic",
                 "ppl_scores": "quality", "ppl_deciles": "quality", "text_quality": "quality",
                 "curated": "curate",
-                "merged": "text", "rephrased": "text", "mixtures": "mixtures"}
+                "merged": "text", "rephrased": "text", "mixtures": "mixtures",
+                "report": "report"}
 RUN_TIMEOUT_MS = 180_000
 
 

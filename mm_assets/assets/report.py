@@ -1,0 +1,54 @@
+"""report (global): the corpus funnel over every stage and every mixture, as metadata + HTML."""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
+
+from mm_assets.assets._common import Timer
+from mm_assets.core.report.funnel import build_funnel
+from mm_assets.core.report.render import render_html, table_rows
+from mm_assets.viz.plots import funnel_png, png_markdown
+from resources.storage import StorageResource
+
+REPORT_HTML = "reports/funnel.html"
+FUNNEL_SCHEMA = TableSchema(columns=[
+    TableColumn("stage", "string"), TableColumn("figure", "string"),
+    TableColumn("samples", "int"), TableColumn("meaning", "string")])
+
+
+@asset(deps=["raw_shards", "exact_duplicates", "semdedup", "curated", "merged", "rephrased",
+             "mixtures"], group_name="report", kinds={"html"},
+       check_specs=[AssetCheckSpec("funnel_reconciles", asset="report",
+                                   description="every figure recorded by two stages agrees")])
+def report(context, storage: StorageResource) -> MaterializeResult:
+    """The corpus funnel (records read -> quarantined -> exact / near duplicates -> SemDeDup ->
+    quality filters -> curated -> merged -> each mixture), every figure summed over all
+    committed partitions, with what each removal means; ``reports/funnel.html``. Same numbers
+    as ``mm-assets report``."""
+    store = storage.store()
+    with Timer() as t:
+        funnel = build_funnel(store)
+        png = funnel_png(funnel)
+        store.write_bytes(REPORT_HTML, render_html(funnel, store.root, {"funnel": png}).encode())
+    failed = [c for c in funnel.checks if not c.ok]
+    headline = {f"corpus_{k}": funnel.total(s) for k, s in [
+        ("records", "ingest"), ("curated", "quality filters"), ("merged", "merged")]
+        if any(r.stage == s for r in funnel.rows)}
+    return MaterializeResult(metadata={
+        "funnel": MetadataValue.table([TableRecord(r) for r in table_rows(funnel)],
+                                      FUNNEL_SCHEMA),
+        **headline, "checks_passed": len(funnel.checks) - len(failed),
+        "checks": len(funnel.checks), "funnel_plot": png_markdown(png),
+        "html": MetadataValue.path(store.url(REPORT_HTML)), "seconds": t.seconds,
+    }, check_results=[AssetCheckResult(
+        check_name="funnel_reconciles", passed=not failed, severity=AssetCheckSeverity.ERROR,
+        metadata={"failed": MetadataValue.json([[c.name, c.expected, c.actual]
+                                                for c in failed])})])

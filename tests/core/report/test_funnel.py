@@ -1,0 +1,78 @@
+"""The funnel on a hand-made root: figures, flow arithmetic, and checks that fail when two
+stages disagree."""
+
+import json
+
+import polars as pl
+import pytest
+
+from mm_assets.core.report.funnel import build_funnel
+from mm_assets.core.report.render import render_html, render_text
+from mm_assets.core.storage import Store
+
+KEYS = list("abcdefghi")
+
+
+def _commit(store, asset, part, n_in, n_out, removed=None, quarantined=None):
+    store.write_bytes(f"_commits/{asset}/{part}.json", json.dumps({
+        "asset": asset, "partition": part, "outputs": [], "counts": {
+            "n_in": n_in, "n_out": n_out, "removed": removed or {},
+            "quarantined": quarantined or {}}}).encode())
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(str(tmp_path))
+    _commit(s, "raw_shards", "000000", 10, 9, quarantined={"bad_json": 1})
+    _commit(s, "exact_duplicates", "all", 9, 8, removed={"exact_duplicate": 1})
+    s.write_parquet("exact_duplicates/groups.parquet", pl.DataFrame({
+        "key": ["a", "b", "c", "d"], "kind": ["image", "image", "text", "text"],
+        "group_id": ["g", "g", "t", "t"], "is_representative": [True, False, True, False],
+        "action": ["merge", "merge", "keep", "remove"]}))
+    s.write_parquet("exact_duplicates/near_groups.parquet", pl.DataFrame({
+        "key": ["a", "b", "e", "f", "h", "i"], "near_group": ["a", "a", "e", "e", "h", "h"]}))
+    s.write_parquet("semdedup/scores.parquet", pl.DataFrame({
+        "key": KEYS, "unique": [k not in "bd" for k in KEYS], "duplicate": [k == "f" for k in KEYS]}))
+    reason = {"d": "exact_duplicate", "f": "semdedup", "h": "ppl_out_of_range"}
+    s.write_parquet("curated/000000.decisions.parquet", pl.DataFrame({
+        "key": KEYS, "status": ["removed" if k in reason else "kept" for k in KEYS],
+        "reason": [reason.get(k) for k in KEYS]}))
+    _commit(s, "curated", "000000", 9, 6, removed={"exact_duplicate": 1, "semdedup": 1,
+                                                  "ppl_out_of_range": 1})
+    return s
+
+
+def test_figures_and_checks(store):
+    f = build_funnel(store)
+    assert f.ok, [c for c in f.checks if not c.ok]
+    totals = [(r.stage, r.n) for r in f.rows if r.kind == "total"]
+    assert totals == [("ingest", 10), ("ingest", 9), ("exact dedup", 8), ("SemDeDup", 7),
+                      ("quality filters", 6)]
+    by = {(r.stage, r.figure): r.n for r in f.rows}
+    assert by[("ingest", "quarantined: bad_json")] == 1
+    assert by[("exact dedup", "image copies kept for merging")] == 1
+    assert by[("near duplicates", "... also exact duplicates")] == 2
+    assert by[("near duplicates", "... removed by SemDeDup")] == 1
+    assert by[("near duplicates", "... removed by a quality filter")] == 1
+    assert by[("near duplicates", "... kept in curated")] == 2
+    assert by[("SemDeDup", "unique samples scored")] == 7
+    assert by[("quality filters", "removed: ppl_out_of_range")] == 1
+    assert f.sources["raw_shards"] == "commit records"
+    text, page = render_text(f), render_html(f)
+    assert "= curated samples" in text and "ok   curated read every raw sample" in text
+    assert page.count("<tr class=") == len(f.rows) + len(f.checks)
+
+
+def test_disagreeing_stages_fail_a_check(store):
+    _commit(store, "curated", "000000", 9, 5, removed={"exact_duplicate": 2, "semdedup": 1,
+                                                      "ppl_out_of_range": 1})
+    f = build_funnel(store)
+    failed = {c.name for c in f.checks if not c.ok}
+    assert failed == {"curated removed the exact copies exact_duplicates marked",
+                      "curated samples = raw - exact - SemDeDup - quality"}
+    assert "FAIL curated removed the exact copies" in render_text(f)
+
+
+def test_an_empty_root_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no raw_shards partition"):
+        build_funnel(Store(str(tmp_path)))
