@@ -210,7 +210,7 @@ def _report(store, out: str = "") -> bool:
 
     f = build_funnel(store)
     print(render_text(f, store.root), end="")
-    page = render_html(f, store.root, {"funnel": funnel_png(f)}).encode()
+    page = render_html(f, store.root, {"the funnel as bars": funnel_png(f)}).encode()
     if out:
         Path(out).write_bytes(page)
     else:

@@ -37,11 +37,10 @@ def report(context, storage: StorageResource) -> MaterializeResult:
     with Timer() as t:
         funnel = build_funnel(store)
         png = funnel_png(funnel)
-        store.write_bytes(REPORT_HTML, render_html(funnel, store.root, {"funnel": png}).encode())
+        page = render_html(funnel, store.root, {"the funnel as bars": png})
+        store.write_bytes(REPORT_HTML, page.encode())
     failed = [c for c in funnel.checks if not c.ok]
-    headline = {f"corpus_{k}": funnel.total(s) for k, s in [
-        ("records", "ingest"), ("curated", "quality filters"), ("merged", "merged")]
-        if any(r.stage == s for r in funnel.rows)}
+    headline = {f"corpus_{k}": v for k, v in funnel.headline().items()}
     return MaterializeResult(metadata={
         "funnel": MetadataValue.table([TableRecord(r) for r in table_rows(funnel)],
                                       FUNNEL_SCHEMA),

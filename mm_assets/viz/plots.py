@@ -69,12 +69,12 @@ def bar_plot(xs: list, ys: list, title: str, xlabel: str, ylabel: str = "samples
     return png_markdown(bar_png(xs, ys, title, xlabel, ylabel, log_y))
 
 
-def hbar_png(labels: list[str], values: list[int], title: str, xlabel: str = "samples"
-             ) -> bytes:
+def hbar_png(labels: list[str], values: list[int], title: str, xlabel: str = "samples",
+             colors: list[str] | None = None) -> bytes:
     """Horizontal bars, first label on top (the corpus funnel), each with its value."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, max(3.0, 0.42 * len(labels) + 1.2)))
-    bars = ax.barh(labels[::-1], values[::-1], color="#4a78b0")
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, max(3.0, 0.3 * len(labels) + 1.2)))
+    bars = ax.barh(labels[::-1], values[::-1], color=(colors or ["#4a78b0"] * len(labels))[::-1])
     ax.bar_label(bars, padding=3, fontsize=10)
     ax.set(title=title, xlabel=xlabel)
     ax.margins(x=0.12)
@@ -138,6 +138,8 @@ def funnel_png(funnel) -> bytes:
     every ``total`` figure of the flow, then each mixture's drawn samples."""
     rows = [r for r in funnel.rows if r.kind == "total"
             and (not r.stage.startswith("mixture ") or r.figure.startswith("drawn"))]
-    labels = [f"{r.figure} ({r.stage})" if not r.stage.startswith("mixture ")
-              else r.stage for r in rows]
-    return hbar_png(labels, [r.n for r in rows], "corpus funnel: samples after each stage")
+    mix = [r.stage.startswith("mixture ") for r in rows]
+    labels = [r.stage if m else f"{r.figure} ({r.stage})" for r, m in zip(rows, mix, strict=True)]
+    return hbar_png(labels, [r.n for r in rows], "samples after each stage (blue), "
+                    "drawn per mixture (orange)",
+                    colors=["#e08a2c" if m else "#4a78b0" for m in mix])

@@ -3,11 +3,13 @@
 
 import base64
 import html
+import os
 import re
 
 import polars as pl
 from chromium import artifacts_dir, chromium_page
 from dagster import AssetCheckKey, AssetKey
+from dagster_procs import DagsterProcs, free_port, webserver_cmd
 from typer.testing import CliRunner
 
 from mm_assets.assets._common import read_sharded
@@ -115,3 +117,35 @@ def test_html_report_in_chromium(graph):
         png = base64.b64decode(md.split("base64,", 1)[1].rstrip(")"))
         assert int.from_bytes(png[16:20], "big") >= 800  # PNG IHDR width
         (art / f"plot_{asset}_{key}.png").write_bytes(png)
+
+
+def _skip_popup(page) -> None:
+    skip = page.get_by_role("button", name="Skip")
+    if skip.count() and skip.first.is_visible():
+        skip.first.click()
+
+
+def test_funnel_table_and_plots_in_the_dagster_ui(graph, tmp_path):
+    """The report asset page shows the funnel table inline; a plot opens at >= 800 px."""
+    instance, store, art = graph["instance"], graph["store"], artifacts_dir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, DAGSTER_HOME=instance.root_directory, MM_ASSETS_ROOT=store.root,
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    with DagsterProcs(env, tmp_path) as procs, chromium_page(1600, 1100) as page:
+        procs.start("webserver", webserver_cmd(port))
+        procs.wait_http(url)
+        page.goto(f"{url}/assets/report", wait_until="domcontentloaded")
+        _skip_popup(page)
+        page.get_by_text("= raw samples", exact=True).first.wait_for()  # inline, no click
+        page.screenshot(path=str(art / "ui_report_asset.png"), full_page=True)
+        page.goto(f"{url}/assets/ppl_deciles", wait_until="domcontentloaded")
+        _skip_popup(page)
+        row = page.locator("tr").filter(has_text="ppl_histogram").last
+        row.get_by_text("[Show Markdown]").click()
+        img = page.get_by_role("dialog").locator("img").first
+        img.wait_for()
+        page.wait_for_function("e => e.complete && e.naturalWidth > 0", arg=img.element_handle())
+        assert img.evaluate("e => e.naturalWidth") >= 800
+        assert img.evaluate("e => e.getBoundingClientRect().width") >= 800
+        page.screenshot(path=str(art / "ui_ppl_histogram_dialog.png"))

@@ -154,7 +154,7 @@ def _mixtures(store: Store):
             continue
         m = store.read_json(f"mixtures/{name}/manifest.json")
         src = m["source"]
-        drawn = len({s["source_key"] for s in m["samples"]})
+        drawn = len({(s["origin"], s["source_key"]) for s in m["samples"]})
         removed = Counter(src["removed"])
         removed["not_sampled"] = src["eligible"] - drawn
         yield name, StageCounts(src["samples"], drawn, removed, Counter(src["quarantined"]))

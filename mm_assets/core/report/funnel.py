@@ -95,6 +95,25 @@ class Funnel:
                 return r.n
         raise KeyError(stage)
 
+    def first(self, stage: str) -> int:
+        """The first ``total`` figure of ``stage`` (what entered it).
+
+        Raises:
+            KeyError: the stage has no total.
+        """
+        for r in self.rows:
+            if r.stage == stage and r.kind == "total":
+                return r.n
+        raise KeyError(stage)
+
+    def headline(self) -> dict[str, int]:
+        """``records, raw, curated, merged`` (those materialized) for summaries."""
+        out = {"records": self.first("ingest"), "raw": self.total("ingest")}
+        for name, stage in (("curated", "quality filters"), ("merged", "merged")):
+            if any(r.stage == stage for r in self.rows):
+                out[name] = self.total(stage)
+        return out
+
     def figures(self) -> list[tuple[str, str, int]]:
         """``(stage, figure, n)`` of every row: what each rendering must show."""
         return [(r.stage, r.figure, r.n) for r in self.rows]
@@ -200,7 +219,8 @@ class FunnelBuilder:
         self.row(stage, "unique samples scored", int(scores["unique"].sum()), "info",
                  "one per exact group + every singleton; exact copies are not scored and not "
                  "removed by SemDeDup (they are merged later)")
-        self.row(stage, "samples not embedded (no score)", max(0, n - scores.height), "info",
+        embedded_gap = self.t["raw_shards"].counts.n_out - scores.height
+        self.row(stage, "samples not embedded (no score)", max(0, embedded_gap), "info",
                  "kept: SemDeDup cannot judge them")
         self.row(stage, "semantic duplicates removed", direct, "removed",
                  "cosine to an earlier-ranked sample of the cluster >= 1 - ε")

@@ -35,12 +35,10 @@ def table_rows(f: Funnel) -> list[dict[str, str | int]]:
 
 
 def headline(f: Funnel) -> str:
-    """One line: records read -> curated -> merged, and the checks."""
-    parts = [f"{name} {f.total(stage)}" for name, stage in
-             [("records", "ingest"), ("curated", "quality filters"), ("merged", "merged")]
-             if any(r.stage == stage for r in f.rows)]
+    """One line: records read -> raw -> curated -> merged, and the checks."""
     ok = sum(c.ok for c in f.checks)
-    return " -> ".join(parts) + f"; {ok}/{len(f.checks)} checks reconcile"
+    return (" -> ".join(f"{k} {v}" for k, v in f.headline().items())
+            + f"; {ok}/{len(f.checks)} checks reconcile")
 
 
 def render_text(f: Funnel, root: str = "") -> str:
@@ -65,8 +63,9 @@ def render_text(f: Funnel, root: str = "") -> str:
 CSS = """
 body{font-family:Liberation Sans,Arial,sans-serif;margin:24px;max-width:1200px;color:#222}
 h1{font-size:22px} h2{font-size:17px;margin:22px 0 6px}
-table{border-collapse:collapse;width:100%} td,th{padding:4px 8px;border-bottom:1px solid #ddd}
-td.n{text-align:right;font-variant-numeric:tabular-nums;width:90px}
+table{border-collapse:collapse;width:100%;table-layout:fixed}
+td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;overflow-wrap:anywhere}
+col.figure{width:34%} col.n{width:90px} td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.total td{font-weight:bold;background:#f3f6fa} tr.removed td.n,tr.quarantined td.n{color:#b22}
 tr.added td.n{color:#272} tr.info td{color:#555} td.note{color:#555;font-size:13px}
 .ok{color:#272} .fail{color:#b22;font-weight:bold} img{max-width:100%}
@@ -78,7 +77,8 @@ def _stage_table(stage: str, rows: list[Row]) -> str:
         f'<tr class="{r.kind}" data-stage="{html.escape(stage)}">'
         f'<td class="figure">{html.escape(label(r))}</td><td class="n">{r.n}</td>'
         f'<td class="note">{html.escape(r.note)}</td></tr>' for r in rows)
-    return f"<h2>{html.escape(stage)}</h2><table>{body}</table>"
+    cols = '<colgroup><col class="figure"><col class="n"><col></colgroup>'
+    return f"<h2>{html.escape(stage)}</h2><table>{cols}{body}</table>"
 
 
 def render_html(f: Funnel, root: str = "", plots: dict[str, bytes] | None = None) -> str:
@@ -100,8 +100,9 @@ def render_html(f: Funnel, root: str = "", plots: dict[str, bytes] | None = None
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Corpus funnel</title>"
         f"<style>{CSS}</style></head><body><h1>Corpus funnel{' — ' if root else ''}"
-        f"{html.escape(root)}</h1><p id='headline'>{html.escape(headline(f))}</p>{figs}"
-        + "".join(_stage_table(s, rows) for s, rows in stages(f))
-        + f"<h2>Checks</h2><table><tr><th></th><th>reconciliation</th><th>expected</th>"
-        f"<th>actual</th></tr>{checks}</table><p class='note'>Counts from: "
+        f"{html.escape(root)}</h1><p id='headline'>{html.escape(headline(f))}</p>"
+        + "".join(_stage_table(s, rows) for s, rows in stages(f)) + figs
+        + "<h2>Checks</h2><table><colgroup><col style='width:60px'><col><col class='n'>"
+        "<col class='n'></colgroup><tr><th></th><th>reconciliation</th><th class='n'>expected"
+        f"</th><th class='n'>actual</th></tr>{checks}</table><p class='note'>Counts from: "
         f"{html.escape(src)}</p></body></html>")
