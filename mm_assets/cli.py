@@ -44,7 +44,16 @@ RootOpt = typer.Option("", "--root", help="storage root URL (default $MM_ASSETS_
 
 
 def _setup(root: str) -> None:
+    import logging
+
     warnings.filterwarnings("ignore")
+    log = logging.getLogger("mm_assets.progress")  # long steps: a line every ~10 s
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("           %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if root:
         os.environ["MM_ASSETS_ROOT"] = root
@@ -72,6 +81,14 @@ def _ingest(inputs: list[str], images: str | None, shard_size: int, wds_key: str
 
 
 DEMO_CONFIG = Path(__file__).parent / "demo" / "run_config.yaml"
+
+
+def _usage_error(e: Exception) -> None:
+    """A bad argument or input: one line and exit 2 (with ``--debug``: the traceback)."""
+    if DEBUG["on"]:
+        raise e
+    typer.echo(f"error: {' '.join(str(e).split())}", err=True)
+    raise typer.Exit(2) from e
 
 
 def demo_run_config() -> dict:
@@ -124,8 +141,7 @@ def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebD
     try:
         store, new = _ingest(input, images, shard_size, wds_key.replace("-", "_"), print)
     except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from e
+        _usage_error(e)
     print(f"{len(new)} new shard(s)" + (f": {', '.join(new)}" if new else ""))
     print(f"storage root: {store.root}")
 
@@ -162,8 +178,7 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
                             run_config=_asset_config(config),
                             progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True))
     except ValueError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from e
+        _usage_error(e)
     _print_summary(summary, StorageResource().store())
     if summary.failed:
         typer.echo("FAILED: " + "; ".join(summary.failed), err=True)
@@ -291,8 +306,7 @@ def sample(asset: str = typer.Option(..., "--asset", help="raw_shards, curated, 
         dest = Store(out if "://" in out else str(Path(out).resolve()))
         res = build_gallery(StorageResource().store(), spec, dest, parquet=parquet)
     except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from e
+        _usage_error(e)
     print(f"{res.cards} samples in {res.sections} section(s), {res.shards_read} raw shard(s) "
           f"read -> {res.index}" + (f" + {res.parquet}" if res.parquet else ""))
 

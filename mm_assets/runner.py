@@ -32,13 +32,15 @@ ORDER = [a for a in ALL if a not in REPORTS]  # the stages, each with counts
 
 
 def get_instance() -> DagsterInstance:
-    """The persistent instance at ``$DAGSTER_HOME`` (default ``./.mm_assets/dagster_home``,
-    created with a ``dagster.yaml`` that only turns telemetry off)."""
+    """The persistent instance at ``$DAGSTER_HOME`` (default ``./.mm_assets/dagster_home``).
+    A home that is new (missing or empty) gets a ``dagster.yaml`` that only turns telemetry
+    off, so a first run prints no instance warnings; an existing home is left as it is."""
     default = "DAGSTER_HOME" not in os.environ
     home = Path(os.environ.setdefault("DAGSTER_HOME",
                                       str(Path(".mm_assets/dagster_home").resolve())))
+    fresh = not home.exists() or not any(home.iterdir())
     home.mkdir(parents=True, exist_ok=True)
-    if default and not (home / "dagster.yaml").exists():
+    if (default or fresh) and not (home / "dagster.yaml").exists():
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     return DagsterInstance.get()
 

@@ -6,6 +6,7 @@ import os
 
 from dagster import ConfigurableResource, EnvVar
 
+from mm_assets.core.cache import set_cache_dir
 from mm_assets.core.storage import Store, set_default_options
 
 DEFAULT_ROOT = ".mm_assets/root"
@@ -37,12 +38,16 @@ class StorageResource(ConfigurableResource):
             profiles, instance roles).
         aws_secret_access_key: S3 secret, same rules. Credentials and the endpoint are passed
             to s3fs only; they never appear in paths, URLs, logs or metadata.
+        cache_dir: local model cache of this process (dequantised LMs, ONNX exports); empty
+            means ``$MM_ASSETS_CACHE``, else ``~/.cache/mm-assets``. Set for the whole process
+            when :meth:`store` is called (every asset calls it first).
     """
 
     root: str = ""
     endpoint_url: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
+    cache_dir: str = ""
 
     def s3_options(self) -> dict:
         """s3fs keyword arguments (endpoint, credentials); empty when nothing is configured."""
@@ -62,6 +67,7 @@ class StorageResource(ConfigurableResource):
         so inputs, image folders and watched prefixes on the same server open by URL.
         """
         root = resolve_root(_value(self.root) or "")
+        set_cache_dir(_value(self.cache_dir) or os.environ.get("MM_ASSETS_CACHE"))
         opts = self.s3_options()
         set_default_options("s3", opts)
         return Store(root, opts if root.startswith(("s3://", "s3a://")) else {})

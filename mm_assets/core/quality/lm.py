@@ -18,13 +18,10 @@ from typing import Any
 
 import torch
 
+from mm_assets.core.cache import default_cache_dir
+
 DEFAULT_LM = "smollm2-135m-instruct"
 _SMOL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def default_cache_dir() -> Path:
-    """``$MM_ASSETS_CACHE`` or ``~/.cache/mm-assets`` (read when called, not at import)."""
-    return Path(os.environ.get("MM_ASSETS_CACHE", Path.home() / ".cache" / "mm-assets"))
 
 
 def smollm2_gguf() -> Path:

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from mm_assets.core.progress import Progress
 from mm_assets.core.quality.lm import LoadedLM, load_lm
 from mm_assets.core.records import ASSISTANT, Sample
 
@@ -148,9 +149,11 @@ def score_samples(samples: list[Sample], lm: LoadedLM, cfg: PplConfig) -> pl.Dat
     """
     enc = [encode_sample(s, lm.tokenizer, cfg.max_length) for s in samples]
     nlls: dict[int, np.ndarray] = {}
+    progress = Progress("perplexity", len(enc), "samples")
     for batch in length_batches([len(e[0]) for e in enc], cfg.batch_tokens):
         for j, v in zip(batch, _nll_batch(lm, [enc[j][0] for j in batch]), strict=True):
             nlls[j] = v
+        progress.add(len(batch))
     rows = []
     for i, s in enumerate(samples):
         ids, mask, trunc = enc[i]

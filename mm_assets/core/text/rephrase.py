@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import xxhash
 
+from mm_assets.core.progress import Progress
 from mm_assets.core.quality.lm import LoadedLM
 from mm_assets.core.records import ASSISTANT, Sample
 from mm_assets.core.storage import Store
@@ -138,9 +139,11 @@ def rephrase_samples(samples: list[Sample], generate: Callable[[list[str]], list
             counts["cache_hits"] = counts.get("cache_hits", 0) + 1
         else:
             todo.append((i, j, text, rel))
+    progress = Progress("rephrase", len(todo), "turns")
     for b in range(0, len(todo), cfg.batch_size):
         chunk = todo[b:b + cfg.batch_size]
         outs = generate([TEMPLATES[cfg.template].format(text=t) for _, _, t, _ in chunk])
+        progress.add(len(chunk))
         for (i, j, _, rel), out in zip(chunk, outs, strict=True):
             if out is None:  # the backend failed for good: keep the original, not cached
                 counts["backend_error"] = counts.get("backend_error", 0) + 1
