@@ -10,10 +10,13 @@ from mm_assets.checks import counts_spec
 from mm_assets.config import dagster_config
 from mm_assets.core.quality.text_flags import FLAG_SCHEMA, TextQualityConfig, flag_rows
 from mm_assets.core.records import StageCounts
+from mm_assets.core.storage import Store
 from mm_assets.partitions import shard_backfill, shards
 from resources.storage import StorageResource
 
-TextQualityAssetConfig = dagster_config(TextQualityConfig, "TextQualityAssetConfig")
+TextQualityAssetConfig = dagster_config(
+    TextQualityConfig, "TextQualityAssetConfig",
+    extra={"workers": (int, 0, "worker processes for a batched run's shards (0 = one per core)")})
 
 
 def flag_rates(table: pl.DataFrame, n_by_source: Counter) -> pl.DataFrame:
@@ -25,24 +28,25 @@ def flag_rates(table: pl.DataFrame, n_by_source: Counter) -> pl.DataFrame:
         .sort("source", "flag"))
 
 
+def flag_shard(shard: str, store: Store, cfg: TextQualityConfig):
+    """Flag one raw shard into ``text_quality/{shard}.parquet`` (a worker-process function)."""
+    samples = read_shard(store, "raw_shards", shard)
+    table = pl.DataFrame(list(flag_rows(samples, cfg)), schema=FLAG_SCHEMA)
+    store.write_parquet(f"text_quality/{shard}.parquet", table)
+    rates = flag_rates(table, Counter(s.source for s in samples))
+    per_flag = dict(table.unique(["key", "flag"])["flag"].value_counts().iter_rows())
+    return StageCounts(len(samples), len(samples)), {
+        "flagged_samples": table["key"].n_unique(), "flags": MetadataValue.json(per_flag),
+        "rates_per_source": md_table(rates), "config": cfg.fingerprint()}
+
+
 @asset(partitions_def=shards, backfill_policy=shard_backfill, deps=["raw_shards"],
        group_name="quality", check_specs=[counts_spec("text_quality")], kinds={"polars"})
 def text_quality(context, config: TextQualityAssetConfig,
                  storage: StorageResource) -> MaterializeResult:
     """``text_quality/{shard}.parquet``: one row per flag (key, source, flag, turn, score,
     start, end; see :mod:`mm_assets.core.quality.text_flags`). Flags remove nothing here:
-    ``curated`` removes the flags its config selects (reason ``text_<flag>``)."""
-    store, cfg = storage.store(), config.core()
-
-    def run(shard: str):
-        samples = read_shard(store, "raw_shards", shard)
-        table = pl.DataFrame(list(flag_rows(samples, cfg)), schema=FLAG_SCHEMA)
-        store.write_parquet(f"text_quality/{shard}.parquet", table)
-        flagged = table["key"].n_unique()
-        rates = flag_rates(table, Counter(s.source for s in samples))
-        per_flag = Counter(dict(table.unique(["key", "flag"])["flag"].value_counts().iter_rows()))
-        return StageCounts(len(samples), len(samples)), {
-            "flagged_samples": flagged, "flags": MetadataValue.json(dict(per_flag)),
-            "rates_per_source": md_table(rates), "config": cfg.fingerprint()}
-
-    return per_shard(context, "text_quality", run)
+    ``curated`` removes the flags its config selects (reason ``text_<flag>``). A batched run's
+    shards are flagged in ``workers`` processes (0 = one per core)."""
+    return per_shard(context, "text_quality", flag_shard, storage.store(), config.core(),
+                     workers=config.workers)

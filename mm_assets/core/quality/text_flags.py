@@ -32,8 +32,9 @@ Flags (name: what; threshold and its source):
 - ``mc_no_option``: the question lists ≥ 2 lettered options (``A. ...``, ``(B) ...``) and the
   answer names no option letter and contains no option's text.
 - ``wrong_language``: Compact Language Detector 2 (Chromium's CLD2 through pycld2; its model is
-  compiled into the package) reliably gives ≥ ``lang_min_percent`` % of a turn of
-  ≥ ``lang_min_chars`` letters to one language not in ``languages``.
+  compiled into the package) reliably gives ≥ ``lang_min_percent`` % of an answer of
+  ≥ ``lang_min_chars`` letters to one language not in ``languages`` (answers only: a prompt
+  may quote other languages on purpose, e.g. a translation task).
 - ``length_ratio``: answer characters / question characters > ``max_length_ratio`` (answers of
   ≥ 2,000 characters only) — runaway generations.
 
@@ -145,6 +146,8 @@ _GOPHER_DUP = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)
 
 def _prose(text: str) -> str:
     """Text with code blocks and inline code replaced by spaces (spans keep their offsets)."""
+    if "`" not in text:
+        return text
     return _CODE_BLOCK.sub(lambda m: " " * len(m.group(0)), text)
 
 
@@ -312,8 +315,10 @@ def _truncated(answer: str, min_words: int, max_chars: int) -> Flag | None:
 def _language(text: str, cfg: TextQualityConfig) -> Flag | None:
     if not cfg.languages:
         return None
-    letters = re.sub(r"[^\w]|\d|_", "", _prose(text.replace(IMAGE_TOKEN, "")))
-    if len(letters) < cfg.lang_min_chars:
+    if len(text) < cfg.lang_min_chars:  # cheap gate first: letters <= characters
+        return None
+    letters = sum(c.isalpha() for c in _prose(text))
+    if letters < cfg.lang_min_chars:
         return None
     import pycld2
 
@@ -348,7 +353,7 @@ def _turn_flags(text: str, is_answer: bool, cfg: TextQualityConfig) -> Iterator[
     ratio, _ = repetition_score(text, cfg.repetition_min_words) if is_answer else (0.0, "")
     if ratio > 1.0:
         yield Flag("repetition", 0, round(ratio, 4), 0, len(text))
-    f = _language(text, cfg)
+    f = _language(text, cfg) if is_answer else None
     if f:
         yield f
 
