@@ -107,12 +107,31 @@ SemDedupAssetConfig = dagster_config(SemDedupConfig, "SemDedupAssetConfig", extr
     "device": (str, "auto", "auto (cuda when present), cpu, cuda, cuda:1")})
 
 
-@asset(deps=["clusters", "exact_duplicates"], group_name="semantic",
+def load_phashes(store: Store, keys: list[str]) -> list[list[int]]:
+    """Per key (in order), the pHashes of its images from ``image_hashes`` (``[]``: none).
+
+    Raises:
+        ValueError: a key has no image_hashes row (re-materialize image_hashes).
+    """
+    want, got = set(keys), {}
+    for shard in upstream_shards(store, "image_hashes", ".parquet"):
+        t = store.read_parquet(f"image_hashes/{shard}.parquet").select("key", "phashes")
+        got.update((k, list(p or [])) for k, p in t.iter_rows() if k in want)
+    missing = want - got.keys()
+    if missing:
+        raise ValueError(f"{len(missing)} image samples have no image_hashes row (e.g. "
+                         f"{min(missing)}): re-materialize image_hashes")
+    return [got[k] for k in keys]
+
+
+@asset(deps=["clusters", "exact_duplicates", "image_hashes"], group_name="semantic",
        check_specs=[counts_spec("semdedup")], op_tags=GPU_TAGS, pool=GPU_POOL)
 def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
              ) -> MaterializeResult:
     """SemDeDup score per unique sample (exact duplicates resolved first and reported apart),
-    the ε used per space, and the duplicate decision (``semdedup/scores.parquet``)."""
+    the ε used per space, and the duplicate decision (``semdedup/scores.parquet``). Image
+    duplicates in dense clusters (text pages, templated charts) are confirmed by pHash
+    (``unconfirmed``: above the threshold but kept)."""
     store = storage.store()
     cfg = config.core()
     assign = store.read_parquet("clusters/assignments.parquet")
@@ -126,14 +145,19 @@ def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
             if a["key"].to_list() != keys:
                 raise ValueError(f"clusters are stale for space {space}: re-materialize clusters")
             uniq = np.array([k not in non_rep for k in keys], dtype=bool)
+            ph = load_phashes(store, keys) if space == "image" else None
             res = semdedup_space(x, a["cluster"].to_numpy(), a["distance"].to_numpy(), uniq,
-                                 cfg, resolve_device(config.device))
+                                 cfg, resolve_device(config.device), phashes=ph)
             partner = [keys[i] if i >= 0 else None for i in res.partner]
             frames.append(a.select("key", "space", "cluster").with_columns(
                 pl.Series("unique", uniq), pl.Series("score", res.scores),
                 pl.Series("duplicate", res.duplicate),
-                pl.Series("partner", partner, dtype=pl.Utf8)))
+                pl.Series("partner", partner, dtype=pl.Utf8),
+                pl.Series("unconfirmed", res.unconfirmed)))
             meta[f"{space}_epsilon"] = res.epsilon
+            if ph is not None:
+                meta["image_dense_clusters"] = ", ".join(map(str, res.dense)) or "none"
+                meta["image_unconfirmed_kept"] = int(res.unconfirmed.sum())
             if res.n_unique:
                 meta[f"{space}_removal_curve"] = removal_curve_plot(res.scores, res.epsilon,
                                                                        space)

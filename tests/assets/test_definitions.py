@@ -23,7 +23,7 @@ def test_lineage_follows_the_design():
 
     assert parents("image_hashes") == {"raw_shards"}
     assert parents("exact_duplicates") == {"image_hashes"}
-    assert parents("semdedup") == {"clusters", "exact_duplicates"}
+    assert parents("semdedup") == {"clusters", "exact_duplicates", "image_hashes"}  # pHashes
     assert parents("curated") == {"raw_shards", "exact_duplicates", "semdedup", "ppl_deciles",
                                   "text_quality"}
     assert parents("text_quality") == {"raw_shards"}

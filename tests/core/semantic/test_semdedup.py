@@ -9,6 +9,7 @@ from mm_assets.core.semantic.semdedup import (
     rank_members,
     resolve_epsilon,
     semdedup_scores,
+    semdedup_space,
 )
 
 
@@ -93,3 +94,29 @@ def test_kmeans_separates_well_separated_groups():
         assert len(set(res.assign[g * 40:(g + 1) * 40].tolist())) == 1
     assert len(set(res.assign.tolist())) == 3
     assert res.distance.max() < 0.01
+
+
+def test_dense_cluster_duplicates_need_phash_confirmation_sparse_ones_do_not():
+    rng = np.random.default_rng(5)
+    dense = rng.standard_normal(32) + 0.05 * rng.standard_normal((6, 32))  # all look alike
+    dense[3] = dense[1] + 1e-3  # point 3 is a copy of point 1
+    sparse = rng.standard_normal((6, 32)) * 3
+    sparse[5] = sparse[4] + 0.01  # one copy among distinct photos
+    x = np.concatenate([dense, sparse]).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    assign = np.repeat([0, 1], 6)
+    distance = 1 - (x * x[assign * 6]).sum(1)
+    ph = [[int(h)] for h in rng.integers(0, 2**62, 12)]  # distinct pHashes (~31 bits apart)
+    ph[3] = [ph[1][0] ^ 0b101]  # the copy's pHash: 2 bits from its original's
+    cfg = SemDedupConfig(image_epsilon=0.2, dense_median=0.8, phash_bits=8, ranking="easy")
+    res = semdedup_space(x, assign, distance, np.ones(12, bool), cfg, phashes=ph)
+    assert res.dense == [0] and res.epsilon == 0.2
+    high = [i for i in range(6) if res.scores[i] >= 0.8]
+    assert len(high) == 5  # cosine alone would remove all but the first-ranked page
+    later = max((1, 3), key=lambda i: distance[i])
+    assert np.flatnonzero(res.duplicate[:6]).tolist() == [later]
+    assert res.partner[later] == 4 - later
+    assert np.flatnonzero(res.unconfirmed).tolist() == sorted(set(high) - {later})
+    assert res.duplicate[6:].tolist() == [False] * 5 + [True]  # sparse: plain SemDeDup
+    plain = semdedup_space(x, assign, distance, np.ones(12, bool), cfg)  # text space: no pHash
+    assert plain.dense == [] and plain.epsilon == cfg.epsilon and plain.duplicate[:6].sum() == 5
