@@ -278,6 +278,8 @@ def _grams(text: str, n: int = 3) -> set[tuple[str, ...]]:
 
 
 def _echo(question: str, answer: str, jaccard: float) -> float:
+    if len(answer) < 0.5 * (len(question) - question.count(IMAGE_TOKEN) * len(IMAGE_TOKEN)):
+        return 0.0  # far shorter than the question: neither equal nor 90% of its 3-grams
     q = " ".join(_WORD.findall(question.replace(IMAGE_TOKEN, " ").lower()))
     a = " ".join(_WORD.findall(answer.lower()))
     if not a:
@@ -293,8 +295,10 @@ def _echo(question: str, answer: str, jaccard: float) -> float:
 
 def _truncated(answer: str, min_words: int, max_chars: int) -> Flag | None:
     t = answer.rstrip()
+    if not t or len(t) > max_chars or t.endswith(_TERMINAL):  # a cut answer has no final stop
+        return None
     words = _WORD.findall(t)
-    if len(words) < min_words or not t or len(t) > max_chars:
+    if len(words) < min_words:
         return None
     last = words[-1].lower()
     if t.endswith(("-", ",")) or (last in _DANGLING and t.endswith(words[-1])):
@@ -343,7 +347,7 @@ def _turn_flags(text: str, is_answer: bool, cfg: TextQualityConfig) -> Iterator[
         yield Flag("control_chars", 0, float(len(_CTRL.findall(text))), m.start(), m.end())
     if _mojibake(text):
         yield Flag("mojibake", 0, 1.0, 0, len(text))
-    if len(_FENCE.findall(text)) % 2:
+    if ("```" in text or "~~~" in text) and len(_FENCE.findall(text)) % 2:
         pos = [f.start() for f in _FENCE.finditer(text)][-1]
         yield Flag("unbalanced_code", 0, 1.0, pos, pos + 3)
     for check in (_latex, _brackets, _html):
