@@ -180,6 +180,14 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
     except ValueError as e:
         _usage_error(e)
     _print_summary(summary, StorageResource().store())
+    _exit_on_failure(summary)
+
+
+def _exit_on_failure(summary) -> None:
+    """Exit 130 after an interrupt (the stop line says what finished), 1 after a failure."""
+    if summary.interrupted is not None:
+        typer.echo("STOPPED: " + summary.stop_line(), err=True)
+        raise typer.Exit(130)
     if summary.failed:
         typer.echo("FAILED: " + "; ".join(summary.failed), err=True)
         raise typer.Exit(1)
@@ -212,9 +220,7 @@ def demo(root: str = RootOpt,
     for name in store.ls("mixtures"):
         print(f"mixture {name}: {store.url(f'mixtures/{name}')}/*.tar")
     print(f"dagster home: {os.environ['DAGSTER_HOME']}  ({time.time() - t0:.0f} s)")
-    if summary.failed:
-        typer.echo("FAILED: " + "; ".join(summary.failed), err=True)
-        raise typer.Exit(1)
+    _exit_on_failure(summary)
 
 
 def _report(store, out: str = "") -> bool:

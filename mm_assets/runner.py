@@ -8,7 +8,11 @@ Dagster run recorded in the instance (``$DAGSTER_HOME``), so the UI shows the ma
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +56,20 @@ class RunSummary:
     counts: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     failed: list[str] = field(default_factory=list)
     runs: int = 0
+    finished: list[str] = field(default_factory=list)
+    interrupted: str | None = None
+    not_started: list[str] = field(default_factory=list)
+
+    def stop_line(self) -> str:
+        """What an interrupted run did: the step interrupted, what finished, what did not
+        start (empty when not interrupted)."""
+        if self.interrupted is None:
+            return ""
+        rest = ", ".join(self.not_started[:8]) + (" ..." if len(self.not_started) > 8 else "")
+        return (f"interrupted during {self.interrupted}; finished {len(self.finished)} run(s)"
+                + (f" (last {self.finished[-1]})" if self.finished else "")
+                + f"; not started: {len(self.not_started)} run(s)" + (f" ({rest})" if rest else "")
+                + "; `mm-assets run --missing` continues")
 
     def add(self, asset: str, meta: dict) -> None:
         for k, v in meta.items():
@@ -77,6 +95,58 @@ def _root_cause(error) -> str:
     return " ".join(error.message.split())[:500]
 
 
+class NothingIngested(ValueError):
+    """``run`` before any ingest: there is no shard to materialize."""
+
+
+def _interrupted(result) -> bool:
+    """The run failed because of SIGINT/SIGTERM (Dagster turns them into this error)."""
+    return any(e.step_failure_data and e.step_failure_data.error
+               and e.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError"
+               for e in result.get_step_failure_events())
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` between runs (inside a run Dagster's own
+    handler interrupts the step); the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(signo, frame):
+        raise KeyboardInterrupt(signal.Signals(signo).name)
+
+    for sig in old:
+        signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _plan(select, shards, recipes, instance, missing_only) -> list[tuple[list[str], list]]:
+    """(assets, partition keys) per layer, in order."""
+    steps = []
+    for kind, names in LAYERS:
+        chosen = [n for n in names if n in select]
+        if not chosen:
+            continue
+        keys = {"shards": shards, "recipes": recipes or [], "global": [None]}[kind]
+        if missing_only and kind != "global":
+            done = set.intersection(*(set(instance.get_materialized_partitions(AssetKey(n)))
+                                      for n in chosen))
+            keys = [k for k in keys if k not in done]
+        steps.append((chosen, keys))
+    return steps
+
+
+def _label(chosen: list[str], key) -> str:
+    return f"{'+'.join(chosen)}" + (f" [{key}]" if key else "")
+
+
 def run_graph(instance: DagsterInstance, resources: dict | None = None,
               select: list[str] | None = None, shards: list[str] | None = None,
               recipes: list[str] | None = None, run_config: dict | None = None,
@@ -98,6 +168,15 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
         log_level: Dagster console log level; the default keeps step tracebacks out of the
             console (each failure is returned in ``RunSummary.failed`` as one line, and the
             full logs stay in the instance).
+
+    Returns:
+        The summary. SIGINT/SIGTERM stop the whole call: the run in flight is interrupted (its
+        step fails), no further run starts, and ``summary.interrupted``/``finished``/
+        ``not_started`` say what happened (``missing_only`` continues later).
+
+    Raises:
+        NothingIngested: no shard was ever ingested and a per-shard or global asset is selected.
+        ValueError: an unknown asset name.
     """
     resources = resources or default_resources()
     select = select or ALL
@@ -105,37 +184,57 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
     if unknown:
         raise ValueError(f"unknown asset(s) {unknown}; known: {ALL}")
     shards = shards if shards is not None else instance.get_dynamic_partitions("shards")
+    if not instance.get_dynamic_partitions("shards") and set(select) - {"mixtures"}:
+        raise NothingIngested("nothing ingested yet: run `mm-assets ingest --input FILE` "
+                              "first (no shard partitions in this instance)")
     if "mixtures" in select:  # named recipes become partitions too (the UI then shows them)
         recipes = register_recipes(instance, resources["storage"], recipes)
     summary = RunSummary()
     ops = (run_config or {}).get("ops", {})
-    for kind, names in LAYERS:
-        chosen = [n for n in names if n in select]
-        if not chosen:
-            continue
-        keys = {"shards": shards, "recipes": recipes or [], "global": [None]}[kind]
-        if missing_only and kind != "global":
-            done = set.intersection(*(set(instance.get_materialized_partitions(AssetKey(n)))
-                                      for n in chosen))
-            keys = [k for k in keys if k not in done]
+    with _signals_interrupt():
+        try:
+            _run_layers(instance, resources, ops, summary, progress,
+                        _plan(select, shards, recipes, instance, missing_only), log_level)
+        except KeyboardInterrupt:
+            summary.interrupted = summary.interrupted or "between runs"
+    return summary
+
+
+def _run_layers(instance, resources, ops, summary: RunSummary, progress, steps,
+                log_level: str) -> None:
+    """Materialize each layer's partitions in order; stop at the first failed layer or at an
+    interrupt (recording what finished and what did not start)."""
+    todo = [_label(chosen, key) for chosen, keys in steps for key in keys]
+    for chosen, keys in steps:
         cfg = {"ops": {n: ops[n] for n in chosen if n in ops},
                "loggers": {"console": {"config": {"log_level": log_level}}}}
         for key in keys:
+            label = todo.pop(0)
+            summary.not_started = todo
             if progress:
-                progress(f"{'+'.join(chosen)}" + (f" [{key}]" if key else ""))
-            result = materialize(ALL_ASSETS, selection=chosen, partition_key=key,
-                                 instance=instance, resources=resources, run_config=cfg,
-                                 raise_on_error=False)
+                progress(label)
+            try:
+                result = materialize(ALL_ASSETS, selection=chosen, partition_key=key,
+                                     instance=instance, resources=resources, run_config=cfg,
+                                     raise_on_error=False)
+            except KeyboardInterrupt:
+                summary.interrupted = label
+                raise
             summary.runs += 1
+            if _interrupted(result):
+                summary.interrupted = f"{label} (run {result.run_id})"
+                return
             if not result.success:
                 why = [_root_cause(e.step_failure_data.error)
                        for e in result.get_step_failure_events() if e.step_failure_data.error]
                 summary.failed.append(f"{'+'.join(chosen)}[{key or 'global'}] run "
                                       f"{result.run_id}" + (f": {why[0]}" if why else ""))
                 continue
+            summary.finished.append(label)
             for n in chosen:
                 for mat in result.asset_materializations_for_node(n):
                     summary.add(n, mat.metadata)
         if summary.failed:  # downstream layers would only fail on missing inputs
+            summary.not_started = []
             break
-    return summary
+    summary.not_started = [] if summary.interrupted is None else summary.not_started

@@ -12,12 +12,12 @@ from mm_assets.assets._common import (
     shard_rel,
     upstream_shards,
 )
-from mm_assets.checks import counts_result, counts_spec
+from mm_assets.checks import counts_result, counts_spec, image_token_result, image_token_spec
 from mm_assets.config import dagster_config
 from mm_assets.core.records import StageCounts
 from mm_assets.core.shards import read_samples, write_shards
 from mm_assets.core.storage import Store
-from mm_assets.core.text.merge import MergeConfig
+from mm_assets.core.text.merge import MergeConfig, image_token_problem
 from mm_assets.core.text.merge_stream import merged_stream
 from mm_assets.core.text.rephrase import RephraseConfig, rephrase_samples
 from mm_assets.partitions import CURATE_CRON, GPU_POOL, GPU_TAGS
@@ -46,8 +46,17 @@ def _curated_samples(store: Store):
     return load
 
 
+def _checked(samples, problems: list[tuple[str, str]]):
+    """Pass samples through, noting each one that breaks the image-token rule."""
+    for s in samples:
+        why = image_token_problem(s)
+        if why:
+            problems.append((s.key, why))
+        yield s
+
+
 @asset(deps=["curated", "exact_duplicates"], group_name="text", kinds={"webdataset"},
-       check_specs=[counts_spec("merged")],
+       check_specs=[counts_spec("merged"), image_token_spec("merged")],
        automation_condition=AutomationCondition.on_cron(CURATE_CRON))
 def merged(context, config: MergedConfig, storage: StorageResource) -> MaterializeResult:
     """``merged/{i:05d}.tar``: curated samples, those sharing an identical image list (pixel
@@ -58,9 +67,10 @@ def merged(context, config: MergedConfig, storage: StorageResource) -> Materiali
     store, cfg = storage.store(), config.core()
     shards = upstream_shards(store, "curated", ".tar")
     stats: Counter = Counter()
+    problems: list[tuple[str, str]] = []
     with Timer() as t:
         stream = merged_stream(shards, _kept_images(store), _curated_samples(store), cfg, stats)
-        paths = write_shards(store, "merged", stream, config.shard_size)
+        paths = write_shards(store, "merged", _checked(stream, problems), config.shard_size)
     counts = StageCounts(stats["in"], stats["passthrough"] + stats["groups"])
     counts.removed["merged_into_group"] = stats["merged_members"]
     return MaterializeResult(metadata={
@@ -68,7 +78,9 @@ def merged(context, config: MergedConfig, storage: StorageResource) -> Materiali
         "samples_written": stats["passthrough"] + stats["parts"],
         "split_parts": stats["parts"] - stats["groups"], "shards": len(paths),
         "incomplete_groups": stats["incomplete_groups"], "spool_bytes": stats["spool_bytes"],
-        "seconds": t.seconds}, check_results=[counts_result(counts)])
+        "seconds": t.seconds}, check_results=[
+            counts_result(counts),
+            image_token_result(stats["passthrough"] + stats["parts"], problems)])
 
 
 RephrasedConfig = dagster_config(RephraseConfig, "RephrasedConfig", extra=SHARD_SIZE)

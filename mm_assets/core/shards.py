@@ -39,13 +39,32 @@ def write_samples(f: IO[bytes], samples: Iterable[Sample]) -> int:
     return n
 
 
-def _group_members(tf: tarfile.TarFile) -> Iterator[tuple[str, dict[str, bytes]]]:
+KEY_RULES = ("first_dot", "last_dot")
+
+
+def split_member(base: str, key_rule: str = "first_dot") -> tuple[str, str]:
+    """``(key, extension)`` of a member's base name. ``first_dot`` is the webdataset
+    convention (``img.v2.png`` -> ``img``, ``v2.png``); ``last_dot`` keeps dots in keys
+    (``img.v2``, ``png``; a ``.gz`` suffix stays with its extension: ``a.txt.gz`` -> ``a``,
+    ``txt.gz``)."""
+    if key_rule == "first_dot":
+        stem, _, ext = base.partition(".")
+        return stem, ext
+    stem, _, ext = base.rpartition(".")
+    if ext == "gz" and "." in stem:
+        stem, _, inner = stem.rpartition(".")
+        ext = f"{inner}.gz"
+    return (stem, ext) if stem else (base, "")
+
+
+def _group_members(tf: tarfile.TarFile, key_rule: str = "first_dot"
+                   ) -> Iterator[tuple[str, dict[str, bytes]]]:
     current, parts = None, {}
     for m in tf:
         if not m.isfile():
             continue
         folder, _, base = m.name.rpartition("/")
-        stem, _, ext = base.partition(".")
+        stem, ext = split_member(base, key_rule)
         key = f"{folder}/{stem}" if folder else stem
         if key != current and current is not None:
             yield current, parts  # before reading on: a truncated next member keeps this one
@@ -68,14 +87,16 @@ def read_samples(f: IO[bytes]) -> Iterator[Sample]:
                          source=meta.get("source", ""), metadata=meta.get("metadata", {}))
 
 
-def iter_tar_groups(f: IO[bytes]) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Group members of any WebDataset tar by key (for ingesting foreign shards).
+def iter_tar_groups(f: IO[bytes], key_rule: str = "first_dot"
+                    ) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Group members of any WebDataset tar by key (for ingesting foreign shards); consecutive
+    members with one key form a sample, keys per :func:`split_member`.
 
     Raises:
         tarfile.TarError: on a truncated or corrupt archive (after yielding what came before).
     """
     with tarfile.open(fileobj=f, mode="r|*") as tf:
-        yield from _group_members(tf)
+        yield from _group_members(tf, key_rule)
 
 
 def _member_bytes(name: str, size: int) -> int:

@@ -55,12 +55,24 @@ class _Reject(Exception):
         self.reason, self.error = reason, error
 
 
+MEDIA_TOKENS = ("<video>", "<audio>")
+
+
 def _check_text(turns: list[dict[str, str]], cfg: RawShardConfig, n_images: int) -> None:
+    """Text rules: non-empty turns, a length cap, image tokens only in human (user) turns and
+    one per image, no ``<video>``/``<audio>`` tokens (no such media is supported)."""
     if not turns:
         raise _Reject("empty_text", "no turns")
-    for t in turns:
+    for n, t in enumerate(turns):
         if not t["value"].strip() or t["value"].strip() == IMAGE_TOKEN and t["from"] != HUMAN:
             raise _Reject("empty_text", f"empty or whitespace-only {t['from']} turn")
+        if t["from"] != HUMAN and IMAGE_TOKEN in t["value"]:
+            raise _Reject("image_token_in_answer", f"{IMAGE_TOKEN} in {t['from']} turn {n}: "
+                                                   f"image tokens belong in user turns")
+        media = [m for m in MEDIA_TOKENS if m in t["value"]]
+        if media:
+            raise _Reject("unsupported_modality", f"{media[0]} token in turn {n} but video/audio "
+                                                  f"media are not supported")
     if sum(len(t["value"]) for t in turns) > cfg.max_text_chars:
         raise _Reject("text_too_long", f"conversation longer than {cfg.max_text_chars} chars")
     n_tokens = sum(t["value"].count(IMAGE_TOKEN) for t in turns)
@@ -129,12 +141,28 @@ def _text(data: bytes, where: str) -> str:
         raise _Reject("bad_encoding", f"{where}: not UTF-8 ({e})") from e
 
 
+def _split_key(raw_key: str, parts: dict[str, bytes], prev: str | None, key_rule: str
+               ) -> str | None:
+    """Why a group is only part of a sample whose key has a dot, or ``None``."""
+    if {"json", "txt"} & parts.keys():
+        return None
+    text = sorted(e for e in parts if e.rsplit(".", 1)[-1].lower() in ("json", "txt"))
+    if key_rule == "first_dot" and text:
+        return (f"members {', '.join(f'{raw_key}.{e}' for e in sorted(parts))}: webdataset keys "
+                f"end at the first dot of the file name, so the key is {raw_key!r} and its text "
+                f"member is {text[0]!r}, not json/txt; the sample key has a dot: rename the "
+                f"files, or ingest with --wds-key last-dot")
+    if key_rule == "last_dot" and prev and raw_key.startswith(prev + "."):
+        return (f"members of {raw_key!r} follow those of {prev!r}: with --wds-key last-dot "
+                f"they are two samples; ingest with first-dot (the webdataset convention)")
+    return None
+
+
 def _from_tar_group(key: str, parts: dict[str, bytes], source: str, url: str,
                     cfg: RawShardConfig) -> tuple[Sample, list[ImageHashes]]:
     """One WebDataset sample: images by extension, text from ``json`` (LLaVA conversations)
     or ``txt`` (a caption: one prompted turn with images; a plain document without)."""
     where = f"{url}:{key}"
-    parts = _decompress(parts, where)
     video = sorted(e for e in parts if e.rsplit(".", 1)[-1].lower() in VIDEO_EXTS)
     if video:
         raise _Reject("unsupported_modality", f"{where}: video member(s) {video}")
@@ -199,10 +227,12 @@ def _build(header: dict, records: list[SourceRecord], cfg: RawShardConfig,
                                               rec.location))
         return
     url, source = header["input"], header["source"]
+    rule = header.get("key_rule", "first_dot")
     seen: set[str] = set()
+    prev = None
     try:
         with fsspec.open(url, "rb") as f:
-            for raw_key, parts in iter_tar_groups(f):
+            for raw_key, parts in iter_tar_groups(f, rule):
                 key = f"{source}-{safe_id(raw_key, 64)}"
                 if key in seen:
                     quarantine.append(Quarantined(key, "raw_shards", "duplicate_key",
@@ -210,6 +240,10 @@ def _build(header: dict, records: list[SourceRecord], cfg: RawShardConfig,
                     continue
                 seen.add(key)
                 try:
+                    parts = _decompress(parts, f"{url}:{key}")
+                    split, prev = _split_key(raw_key, parts, prev, rule), raw_key
+                    if split:
+                        raise _Reject("split_key", f"{url}: {split}")
                     yield _from_tar_group(key, parts, source, url, cfg)
                 except _Reject as r:
                     quarantine.append(Quarantined(key, "raw_shards", r.reason, r.error, url))

@@ -208,7 +208,8 @@ def draw(cands: list[Candidate], recipe: Recipe) -> Draw:
     recipe and candidate set, whatever the candidates' order.
 
     Raises:
-        RecipeError: a stratum (or the token total) runs short and the recipe says ``fail``.
+        RecipeError: a stratum (or the token total) runs short and the recipe says ``fail``;
+            the draw is empty, whatever ``on_shortfall`` says.
     """
     plan = _Plan(cands, recipe)
     if not any(plan.available.values()):
@@ -220,6 +221,10 @@ def draw(cands: list[Candidate], recipe: Recipe) -> Draw:
     total = _total_for_tokens(plan, recipe) if recipe.total_tokens else None
     per_stratum = plan_counts(recipe, plan.available, total)
     picks, per_cluster, replaced = plan.pick(per_stratum)
+    if not picks:
+        raise RecipeError(f"recipe {recipe.name!r} selects no samples: the draw is empty "
+                          f"(per stratum {per_stratum}, available {dict(plan.available)}; "
+                          f"on_shortfall: {recipe.on_shortfall} cannot make an empty mixture)")
     seen: Counter = Counter()
     chosen = []
     for c in picks:

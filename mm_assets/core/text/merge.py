@@ -13,6 +13,9 @@ Rules (DESIGN.md "merged"):
   samples (each with the image token), none lost;
 - ``metadata["merged_from"]`` lists every source key of the group (on each part), and
   ``pair_sources`` the source key of each kept (question, answer) pair.
+
+:func:`image_token_problem` states the output rule; the merged asset checks every sample it
+writes against it (a blocking asset check).
 """
 
 from __future__ import annotations
@@ -33,6 +36,20 @@ class MergeConfig:
     def __post_init__(self) -> None:
         if self.max_turns < 2:
             raise ValueError(f"max_turns must be >= 2, got {self.max_turns}")
+
+
+def image_token_problem(s: Sample) -> str | None:
+    """Why ``s`` breaks the merged rule "one image token per image, all in the first human
+    turn, none elsewhere", or ``None`` when it keeps it."""
+    first = next((i for i, t in enumerate(s.conversations) if t["from"] == HUMAN), None)
+    for i, t in enumerate(s.conversations):
+        n = t["value"].count(IMAGE_TOKEN)
+        if n and i != first:
+            return f"{n} {IMAGE_TOKEN} token(s) in turn {i} ({t['from']}), not the first human turn"
+    n_first = s.conversations[first]["value"].count(IMAGE_TOKEN) if first is not None else 0
+    if n_first != len(s.images):
+        return f"{n_first} {IMAGE_TOKEN} token(s) for {len(s.images)} image(s)"
+    return None
 
 
 def _strip_token(text: str) -> tuple[str, str]:
@@ -81,7 +98,7 @@ def merge_group(members: list[Sample], cfg: MergeConfig) -> list[Sample]:
             if pair in seen:
                 continue
             seen.add(pair)
-            turns.append([{"from": HUMAN, "value": qtext}] + ([dict(a)] if a else []))
+            turns.append([{**q, "value": qtext}] + ([dict(a)] if a else []))
             origin.append(m.key)
     per = max(1, cfg.max_turns // 2)
     out = []

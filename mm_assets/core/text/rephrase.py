@@ -1,10 +1,11 @@
 """Rephrasing assistant turns with a language model, cached, with a fidelity check.
 
-Only assistant turns are rewritten (never human turns or image tokens). Every rewrite is
-checked: numbers, option letters, LaTeX spans and code blocks of the original must survive,
-and leaked chat-template tokens are stripped; a failed check keeps the original text and counts
-the reason (``fidelity_numbers``, ``fidelity_options``, ``fidelity_latex``, ``fidelity_code``,
-``empty_rewrite``); a turn the backend failed on keeps the original and counts
+Only assistant turns are rewritten (never human turns or image tokens). Leaked chat-template
+tokens are stripped and every rewrite is checked by :func:`~mm_assets.core.text.fidelity.
+fidelity_problem` (truncation at the token limit, prompt echo, code, LaTeX, numbers, options,
+negations, hedges, repetition, length change); a failed check keeps the original text and
+counts its reason (``fidelity_truncated``, ``fidelity_echo``, ...); a turn the backend failed on
+keeps the original and counts
 ``backend_error`` (not cached, so a re-run tries it again). A cache keyed by
 ``xxh3(model | template | input)`` makes re-runs free and lets a killed run resume where it
 stopped.
@@ -23,6 +24,18 @@ from mm_assets.core.progress import Progress
 from mm_assets.core.quality.lm import LoadedLM
 from mm_assets.core.records import ASSISTANT, Sample
 from mm_assets.core.storage import Store
+from mm_assets.core.text.fidelity import Completion, fidelity_problem
+
+__all__ = [
+    "TEMPLATES",
+    "Completion",
+    "RephraseConfig",
+    "cache_key",
+    "clean_output",
+    "fidelity_problem",
+    "local_generator",
+    "rephrase_samples",
+]
 
 TEMPLATES = {
     "clear": ("Rewrite the answer below so it is clear and well written. Keep every number, "
@@ -37,34 +50,9 @@ TEMPLATES = {
 }
 _LEAK = re.compile(r"<\|[a-z_]+\|>|</?s>|\[/?INST\]")
 _ROLE_PREFIX = re.compile(r"^\s*(assistant|user|system)\s*\n")
-_NUM = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)*")
-_OPT = re.compile(r"(?:\(([A-H])\)|\b([A-H])[.)](?=\s)|\b(?:answer|option) is:?\s*\(?([A-H])\b)")
-_LATEX = re.compile(r"\$[^$]+\$")
-_CODE = re.compile(r"```.*?```", re.DOTALL)
-
-
 def clean_output(text: str) -> str:
     """Strip leaked chat-template tokens and surrounding whitespace."""
     return _ROLE_PREFIX.sub("", _LEAK.sub("", text)).strip()
-
-
-def fidelity_problem(original: str, rewrite: str) -> str | None:
-    """Reason the rewrite is unfaithful, or ``None`` when numbers, options, LaTeX and code
-    of the original all survive (compared as multisets of extracted strings)."""
-    if not rewrite.strip():
-        return "empty_rewrite"
-    checks = [("fidelity_code", _CODE), ("fidelity_latex", _LATEX)]
-    for reason, rx in checks:
-        if any(m not in rewrite for m in rx.findall(original)):
-            return reason
-    nums = [n.replace(",", "") for n in _NUM.findall(_CODE.sub("", original))]
-    got = [n.replace(",", "") for n in _NUM.findall(rewrite)]
-    if any(nums.count(n) > got.count(n) for n in set(nums)):
-        return "fidelity_numbers"
-    opts = {"".join(m) for m in _OPT.findall(original)}
-    if not opts <= {"".join(m) for m in _OPT.findall(rewrite)}:
-        return "fidelity_options"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +76,10 @@ class RephraseConfig:
             raise ValueError("max_new_tokens and batch_size must be >= 1")
 
 
-def local_generator(lm: LoadedLM, max_new_tokens: int) -> Callable[[list[str]], list[str]]:
-    """Batched greedy generation with the model's chat template (left padding)."""
+def local_generator(lm: LoadedLM, max_new_tokens: int
+                    ) -> Callable[[list[str]], list[Completion]]:
+    """Batched greedy generation with the model's chat template (left padding); a completion
+    with no end-of-sequence token within ``max_new_tokens`` is marked ``truncated``."""
     tok = lm.tokenizer
 
     @torch.inference_mode()
@@ -100,7 +90,11 @@ def local_generator(lm: LoadedLM, max_new_tokens: int) -> Callable[[list[str]], 
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
         out = lm.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                 pad_token_id=tok.pad_token_id)
-        return tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        gen = out[:, enc["input_ids"].shape[1]:]
+        eos = {tok.eos_token_id, tok.pad_token_id} - {None}
+        ended = [bool(eos & set(row.tolist())) or len(row) < max_new_tokens for row in gen]
+        texts = tok.batch_decode(gen, skip_special_tokens=True)
+        return [Completion(t, truncated=not e) for t, e in zip(texts, ended, strict=True)]
 
     return generate
 
@@ -116,8 +110,9 @@ def rephrase_samples(samples: list[Sample], generate: Callable[[list[str]], list
 
     Args:
         samples: input samples (not modified).
-        generate: prompts -> raw completions; ``None`` for a prompt the backend failed on
-            (that turn keeps its original text and counts ``backend_error``).
+        generate: prompts -> raw completions (``str``, or :class:`Completion` carrying
+            ``truncated``); ``None`` for a prompt the backend failed on (that turn keeps its
+            original text and counts ``backend_error``).
         model_name: part of the cache key.
         cfg: settings.
         cache: store whose ``cache/rephrase/`` holds one JSON per rewrite.
@@ -130,12 +125,13 @@ def rephrase_samples(samples: list[Sample], generate: Callable[[list[str]], list
     limit = len(samples) if cfg.max_samples is None else min(cfg.max_samples, len(samples))
     jobs = [(i, j, t["value"]) for i, s in enumerate(samples[:limit])
             for j, t in enumerate(s.conversations) if t["from"] == ASSISTANT]
-    results: dict[tuple[int, int], str] = {}
+    results: dict[tuple[int, int], Completion] = {}
     todo = []
     for i, j, text in jobs:
         rel = f"cache/rephrase/{cache_key(model_name, cfg.template, text)}.json"
         if cache.exists(rel):
-            results[(i, j)] = cache.read_json(rel)["output"]
+            hit = cache.read_json(rel)
+            results[(i, j)] = Completion(hit["output"], bool(hit.get("truncated")))
             counts["cache_hits"] = counts.get("cache_hits", 0) + 1
         else:
             todo.append((i, j, text, rel))
@@ -148,9 +144,10 @@ def rephrase_samples(samples: list[Sample], generate: Callable[[list[str]], list
             if out is None:  # the backend failed for good: keep the original, not cached
                 counts["backend_error"] = counts.get("backend_error", 0) + 1
                 continue
-            results[(i, j)] = clean_output(out)
-            cache.write_json(rel, {"output": results[(i, j)], "model": model_name,
-                                   "template": cfg.template})
+            truncated = bool(getattr(out, "truncated", False))
+            results[(i, j)] = Completion(clean_output(out), truncated)
+            cache.write_json(rel, {"output": str(results[(i, j)]), "truncated": truncated,
+                                   "model": model_name, "template": cfg.template})
     new = []
     for i, s in enumerate(samples):
         conv = [dict(t) for t in s.conversations]
@@ -158,11 +155,12 @@ def rephrase_samples(samples: list[Sample], generate: Callable[[list[str]], list
         for j, t in enumerate(conv):
             if (i, j) not in results:
                 continue
-            problem = fidelity_problem(t["value"], results[(i, j)])
+            rewrite = results[(i, j)]
+            problem = fidelity_problem(t["value"], rewrite, rewrite.truncated)
             if problem:
                 counts[problem] = counts.get(problem, 0) + 1
             else:
-                t["value"], done = results[(i, j)], done + 1
+                t["value"], done = str(rewrite), done + 1
                 counts["rephrased"] = counts.get("rephrased", 0) + 1
         meta = dict(s.metadata, rephrased=done, rephrase_template=cfg.template if done else None)
         new.append(Sample(s.key, conv, s.images, s.image_exts, s.source, meta))

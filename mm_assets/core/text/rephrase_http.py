@@ -24,6 +24,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from mm_assets.core.text.fidelity import Completion
+
 log = logging.getLogger(__name__)
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -135,7 +137,9 @@ class HttpChatClient:
                                      data=body, headers=headers, method="POST")
         with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
             data = json.loads(resp.read())
-        return data["choices"][0]["message"]["content"] or ""
+        choice = data["choices"][0]
+        return Completion(choice["message"]["content"] or "",
+                          truncated=choice.get("finish_reason") == "length")
 
     def complete(self, prompt: str) -> str:
         """One completion, retried with exponential backoff.

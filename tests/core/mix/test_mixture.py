@@ -62,3 +62,11 @@ def test_min_answer_tokens_is_validated():
     assert parse_recipe("name: r\nmin_answer_tokens: 5\n").min_answer_tokens == 5
     with pytest.raises(RecipeError, match="min_answer_tokens"):
         parse_recipe("name: r\nmin_answer_tokens: -1\n")
+
+
+@pytest.mark.parametrize("shortfall", ["fail", "downsample"])
+def test_an_empty_draw_fails_whatever_on_shortfall_says(shortfall):
+    cands = _cands({"text:0": 40})  # a text-only corpus
+    r = parse_recipe(f"name: r\nratio: {{text: 1, multimodal: 1}}\non_shortfall: {shortfall}\n")
+    with pytest.raises(RecipeError, match="selects no samples"):
+        draw(cands, r)

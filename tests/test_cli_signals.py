@@ -1,0 +1,71 @@
+"""Ctrl-C / SIGTERM stop the whole `mm-assets run`; `run --missing` continues (issue 19 item 7),
+and `run` before any ingest says so (item 6). Real subprocesses of the console script."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CLI = str(Path(sys.executable).with_name("mm-assets"))
+N_SHARDS = 6
+
+
+def _env(tmp_path):
+    return {**os.environ, "MM_ASSETS_ROOT": str(tmp_path / "root"),
+            "DAGSTER_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def _ingest(tmp_path, env):
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "conversations": [
+        {"from": "human", "value": f"Question {i}?"}, {"from": "gpt", "value": f"Answer {i}."}]})
+        + "\n" for i in range(N_SHARDS * 150)))
+    subprocess.run([CLI, "ingest", "--input", str(src), "--shard-size", "150"], env=env,
+                   check=True, capture_output=True, timeout=120)
+
+
+def _done(tmp_path) -> int:
+    return len(list((tmp_path / "root" / "raw_shards").glob("*.tar")))
+
+
+def test_run_before_any_ingest_says_nothing_ingested_yet(tmp_path):
+    r = subprocess.run([CLI, "run"], env=_env(tmp_path), capture_output=True, text=True,
+                       timeout=120, check=False)
+    assert r.returncode == 2
+    assert "nothing ingested yet" in r.stderr and "concat" not in r.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_whole_run_and_missing_continues(tmp_path, sig):
+    env = _env(tmp_path)
+    _ingest(tmp_path, env)
+    proc = subprocess.Popen([CLI, "run", "--select", "raw_shards"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = []
+    for line in proc.stdout:  # progress lines: "[   1.2s] raw_shards [000001]"
+        seen.append(line)
+        if "raw_shards [000001]" in line:
+            break
+    assert seen and "raw_shards [000001]" in seen[-1], seen
+    proc.send_signal(sig)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    stopped_after = time.monotonic() - t0
+    assert proc.returncode == 130, err[-2000:]
+    assert stopped_after < 10
+    assert "STOPPED: interrupted during raw_shards [000001]" in err, err[-2000:]
+    assert "not started: 4 run(s)" in err and "--missing" in err
+    assert _done(tmp_path) <= 2  # the rest never started
+    if sig == signal.SIGTERM:
+        return
+    again = subprocess.run([CLI, "run", "--select", "raw_shards", "--missing"], env=env,
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _done(tmp_path) == N_SHARDS
+    assert "raw_shards [000000]" not in again.stdout  # finished shards are not recomputed
