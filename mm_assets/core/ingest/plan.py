@@ -271,5 +271,5 @@ def read_manifest(store: Store, shard: str) -> tuple[dict, list[SourceRecord]]:
     rel = f"inputs/{shard}.jsonl"
     if not store.exists(rel):
         raise FileNotFoundError(f"no manifest for shard {shard!r} at {store.url(rel)}")
-    lines = store.read_bytes(rel).decode().splitlines()
+    lines = store.read_bytes(rel).decode().split("\n")  # not splitlines: U+0085 is text
     return json.loads(lines[0]), [SourceRecord.from_json(x) for x in lines[1:] if x]
