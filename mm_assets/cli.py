@@ -208,7 +208,10 @@ def demo(root: str = RootOpt,
     store, new = _ingest([str(src)], str(src.parent / "images"), shard_size)
     print(f"input: {src} -> {len(new)} new shard(s); root {resolve_root()}")
     run_config = demo_run_config()
-    print(f"run config ({DEMO_CONFIG.name}; the rest are the defaults): {run_config}")
+    import yaml
+
+    print(f"run config (mm_assets/demo/{DEMO_CONFIG.name}; launchpad form; all else default): "
+          + yaml.safe_dump(run_config, default_flow_style=True).strip())
     instance = get_instance()
     names = register_recipes(instance, StorageResource(), sorted(shipped()))  # named: examples
     summary = run_graph(instance, run_config=run_config, recipes=names, log_level=_log_level(),
