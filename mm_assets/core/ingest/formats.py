@@ -78,20 +78,30 @@ def make_key(slug: str, index: int, source_id: Any) -> str:
 
 
 def _content_to_text(content: Any, images: list[str]) -> str:
-    """OpenAI-style content parts to text with an image token where each image stood."""
-    if isinstance(content, str):
-        return content
+    """OpenAI-style content parts to text with an image token where each image stood (a
+    video/audio part becomes a ``<video>``/``<audio>`` token, refused later as
+    ``unsupported_modality``).
+
+    Raises:
+        ValueError: a part that is not an object or of an unknown type (never skipped).
+    """
+    if isinstance(content, str) or content is None:
+        return content or ""
     parts = []
-    for part in content or []:
-        kind = part.get("type")
+    for part in content if isinstance(content, list) else [content]:
+        kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
             parts.append(str(part.get("value", part.get("text", ""))))
         elif kind in ("image_url", "image"):
-            val = part.get("value", part.get("image_url"))
+            val = part.get("value", part.get("image_url", part.get("image")))
             if isinstance(val, dict):
                 val = val.get("url")
             images.append(str(val))
             parts.append(IMAGE_TOKEN)
+        elif kind in ("video", "video_url", "audio", "input_audio", "audio_url"):
+            parts.append("<video>" if kind.startswith("video") else "<audio>")
+        else:
+            raise ValueError(f"content part {part!r:.80} is not a text/image/video/audio part")
     return "\n".join(parts)
 
 
@@ -113,7 +123,11 @@ def _turns(raw: list, role_key: str, value_of) -> tuple[list[dict[str, Any]] | N
         if not isinstance(t, dict):
             return None, f"turn {n} is a {type(t).__name__}, expected an object"
         extra = {k: v for k, v in t.items() if k not in _TURN_KEYS}
-        out.append({"from": str(t.get(role_key, "")), "value": value_of(t), **extra})
+        try:
+            value = value_of(t)
+        except ValueError as e:
+            return None, f"turn {n}: {e}"
+        out.append({"from": str(t.get(role_key, "")), "value": value, **extra})
     return out, None
 
 

@@ -202,3 +202,16 @@ def test_a_turn_that_is_not_an_object_is_counted_not_dropped(tmp_path):
     src = _write(tmp_path / "t.json", json.dumps([rec]))
     out, quarantine, _ = _build(tmp_path, [src])
     assert not out and quarantine[0].reason == "bad_record" and "turn 1" in quarantine[0].error
+
+
+def test_odd_content_parts_are_counted_or_refused_never_skipped(tmp_path):
+    def msg(parts):
+        return {"messages": [{"role": "user", "content": parts},
+                             {"role": "assistant", "content": "A."}]}
+    recs = [msg([{"type": "video", "video": "v.mp4"}, {"type": "text", "text": "What?"}]),
+            msg(["a bare string part"]), msg([{"type": "hologram"}])]
+    src = _write(tmp_path / "parts.json", json.dumps(recs))
+    out, quarantine, _ = _build(tmp_path, [src])
+    assert not out
+    assert [q.reason for q in quarantine] == ["unsupported_modality", "bad_record", "bad_record"]
+    assert "hologram" in quarantine[2].error
