@@ -85,9 +85,19 @@ def per_shard(context, asset: str, fn, *args, workers: int = 1) -> MaterializeRe
             total.quarantined.update(counts.quarantined)
             meta = shard_meta if len(keys) == 1 else {}
     meta = {**meta, **total.as_metadata(), "seconds": t.seconds, "shards": len(keys),
-            "workers": resolve_workers(workers, len(keys))}
+            "workers": resolve_workers(workers, len(keys)), **corpus_totals(context, asset)}
     context.log.info(f"{asset}: {total.as_metadata()}")
     return MaterializeResult(metadata=meta, check_results=[counts_result(total)])
+
+
+def corpus_totals(context, asset: str) -> dict:
+    """``corpus_*`` totals of a per-shard asset over every committed shard, for the asset page
+    (which shows only the latest materialization); empty without commit records. See
+    :func:`mm_assets.core.report.counts.corpus_metadata`."""
+    from mm_assets.core.report.counts import corpus_metadata
+
+    storage = getattr(context.resources, "storage", None)
+    return corpus_metadata(storage.store(), asset) if storage is not None else {}
 
 
 def md_table(df) -> MetadataValue:

@@ -76,3 +76,14 @@ def test_disagreeing_stages_fail_a_check(store):
 def test_an_empty_root_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no raw_shards partition"):
         build_funnel(Store(str(tmp_path)))
+
+
+def test_corpus_totals_for_per_shard_pages(store):
+    from mm_assets.core.report.counts import corpus_metadata
+
+    _commit(store, "raw_shards", "000001", 5, 3, quarantined={"bad_json": 1, "missing_image": 1})
+    meta = corpus_metadata(store, "raw_shards")
+    assert {k: v for k, v in meta.items() if k != "corpus_note"} == {
+        "corpus_shards": 2, "corpus_n_in": 15, "corpus_n_out": 12,
+        "corpus_quarantined_bad_json": 2, "corpus_quarantined_missing_image": 1}
+    assert corpus_metadata(store, "image_hashes") == {}
