@@ -119,14 +119,10 @@ def test_html_report_in_chromium(graph):
         (art / f"plot_{asset}_{key}.png").write_bytes(png)
 
 
-def _skip_popup(page) -> None:
-    """A fresh browser profile gets Dagster's community pop-up a moment after load."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    try:
-        page.get_by_role("button", name="Skip").click(timeout=8000)
-    except PlaywrightTimeout:
-        pass
+def _no_community_popup(page) -> None:
+    """Dagster's community pop-up (ui-core CommunityNux) stays away once ``communityNux`` is
+    set in localStorage, as after a click on its Skip button."""
+    page.add_init_script("localStorage.setItem('communityNux', JSON.stringify('1'))")
 
 
 def test_funnel_table_and_plots_in_the_dagster_ui(graph, tmp_path):
@@ -139,12 +135,11 @@ def test_funnel_table_and_plots_in_the_dagster_ui(graph, tmp_path):
     with DagsterProcs(env, tmp_path) as procs, chromium_page(1600, 1100) as page:
         procs.start("webserver", webserver_cmd(port))
         procs.wait_http(url)
+        _no_community_popup(page)
         page.goto(f"{url}/assets/report", wait_until="domcontentloaded")
-        _skip_popup(page)
         page.get_by_text("= raw samples", exact=True).first.wait_for()  # inline, no click
         page.screenshot(path=str(art / "ui_report_asset.png"), full_page=True)
         page.goto(f"{url}/assets/ppl_deciles", wait_until="domcontentloaded")
-        _skip_popup(page)
         row = page.locator("tr").filter(has_text="ppl_histogram").last
         row.get_by_text("[Show Markdown]").click()
         img = page.get_by_role("dialog").locator("img").first
