@@ -222,6 +222,10 @@ class FunnelBuilder:
         embedded_gap = self.t["raw_shards"].counts.n_out - scores.height
         self.row(stage, "samples not embedded (no score)", max(0, embedded_gap), "info",
                  "kept: SemDeDup cannot judge them")
+        if "unconfirmed" in scores.columns:
+            self.row(stage, "above the threshold, kept: unconfirmed", int(scores[
+                "unconfirmed"].fill_null(False).sum()), "info", "dense cluster (text pages, "
+                "templated charts) and the pair's pHash differs: not a copy")
         self.row(stage, "semantic duplicates removed", direct, "removed",
                  "cosine to an earlier-ranked sample of the cluster >= 1 - ε")
         self.row(stage, "exact copies of a removed semantic duplicate", len(sem) - direct,

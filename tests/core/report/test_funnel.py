@@ -32,7 +32,8 @@ def store(tmp_path):
     s.write_parquet("exact_duplicates/near_groups.parquet", pl.DataFrame({
         "key": ["a", "b", "e", "f", "h", "i"], "near_group": ["a", "a", "e", "e", "h", "h"]}))
     s.write_parquet("semdedup/scores.parquet", pl.DataFrame({
-        "key": KEYS, "unique": [k not in "bd" for k in KEYS], "duplicate": [k == "f" for k in KEYS]}))
+        "key": KEYS, "unique": [k not in "bd" for k in KEYS], "duplicate": [k == "f" for k in KEYS],
+        "unconfirmed": [k == "g" for k in KEYS]}))
     reason = {"d": "exact_duplicate", "f": "semdedup", "h": "ppl_out_of_range"}
     s.write_parquet("curated/000000.decisions.parquet", pl.DataFrame({
         "key": KEYS, "status": ["removed" if k in reason else "kept" for k in KEYS],
@@ -56,6 +57,7 @@ def test_figures_and_checks(store):
     assert by[("near duplicates", "... removed by a quality filter")] == 1
     assert by[("near duplicates", "... kept in curated")] == 2
     assert by[("SemDeDup", "unique samples scored")] == 7
+    assert by[("SemDeDup", "above the threshold, kept: unconfirmed")] == 1
     assert by[("quality filters", "removed: ppl_out_of_range")] == 1
     assert f.sources["raw_shards"] == "commit records"
     text, page = render_text(f), render_html(f)
