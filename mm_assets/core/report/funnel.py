@@ -236,8 +236,27 @@ class FunnelBuilder:
                    self.t["curated"].counts.removed.get("semdedup", 0), len(sem))
         return n - len(sem)
 
+    def text_flags(self) -> None:
+        """Samples flagged per text-quality flag and per source (flags remove only what
+        curated's ``text_filters`` select; the removals are the ``text_*`` rows below)."""
+        parts = [self.store.read_parquet(f"text_quality/{name}")
+                 for name in self.store.ls("text_quality", ".parquet")]
+        if not parts:
+            return
+        flags = pl.concat(parts).unique(["key", "flag"])
+        stage = "quality filters"
+        self.row(stage, "samples with a text-quality flag", flags["key"].n_unique(), "info",
+                 "text_quality flags per turn; curated removes the flags in its text_filters")
+        for flag, k in sorted(flags.group_by("flag").agg(pl.col("key").n_unique())
+                              .iter_rows()):
+            self.row(stage, f"flagged: {flag}", k, "info", "")
+        for source, k in sorted(flags.group_by("source").agg(pl.col("key").n_unique())
+                                .iter_rows()):
+            self.row(stage, f"flagged in source {source}", k, "info", "")
+
     def quality(self, n: int) -> int:
         cur = self.t["curated"].counts
+        self.text_flags()
         for reason, k in sorted(cur.removed.items()):
             if reason not in CURATE_OWN:
                 self.row("quality filters", f"removed: {reason}", k, "removed",

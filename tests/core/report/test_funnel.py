@@ -89,3 +89,17 @@ def test_corpus_totals_for_per_shard_pages(store):
         "corpus_shards": 2, "corpus_n_in": 15, "corpus_n_out": 12,
         "corpus_quarantined_bad_json": 2, "corpus_quarantined_missing_image": 1}
     assert corpus_metadata(store, "image_hashes") == {}
+
+
+def test_text_quality_flags_per_flag_and_per_source(store):
+    store.write_parquet("text_quality/000000.parquet", pl.DataFrame({
+        "key": ["a", "a", "c", "e"], "source": ["s1", "s1", "s1", "s2"],
+        "flag": ["truncated", "truncated", "mojibake", "truncated"], "turn": [1, 3, 1, 1]}))
+    f = build_funnel(store)
+    assert f.ok
+    by = {(r.stage, r.figure): r.n for r in f.rows}
+    assert by[("quality filters", "samples with a text-quality flag")] == 3
+    assert by[("quality filters", "flagged: truncated")] == 2  # a counts once for two turns
+    assert by[("quality filters", "flagged: mojibake")] == 1
+    assert by[("quality filters", "flagged in source s1")] == 2
+    assert by[("quality filters", "flagged in source s2")] == 1
