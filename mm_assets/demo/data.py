@@ -1,18 +1,19 @@
 """The embedded default input: a deterministic LLaVA-format dataset generated on demand.
 
-About 320 records exercising every stage: natural photos (scikit-image's bundled data),
+About 330 records exercising every stage: natural photos (scikit-image's bundled data),
 rendered charts of several types with questions whose answers come from the plotted numbers,
 rendered document pages of several layouts, images shared by several records with different
 questions (exact duplicates), resized/re-encoded copies of photos, charts and documents
 (near-duplicates), text-only records (two pairs identical), multi-image records, and four broken
 records (bad JSON line, missing image, empty answer, path escaping the image root) that must be
-quarantined, not dropped.
+quarantined, not dropped, and six text-only records with a formatting defect each.
 
 Ground truth (``truth.json`` beside the JSONL, read with :func:`load_truth`): per record id its
 ``kind`` (``photo`` / ``chart`` / ``document`` for image records, ``multi`` for two-chart
 records, ``text``, ``broken``), its image files, and ``copy_of``: the original file when the
-record's image is a resized/re-encoded copy, else null. Tests compute cluster purity over kinds
-and SemDeDup precision against the known copies from it.
+record's image is a resized/re-encoded copy, else null; ``defect``: the text_quality flag a
+text-only record was written to show (six records), else null. Tests compute cluster purity over
+kinds, SemDeDup precision against the known copies and the text flags from it.
 """
 
 from __future__ import annotations
@@ -25,10 +26,26 @@ import polars as pl
 
 from mm_assets.demo.render import PHOTOS, chart, copy_of, document, photo
 
-VERSION = 2  # bump when the generated data changes: an older input folder is regenerated
+VERSION = 3  # bump when the generated data changes: an older input folder is regenerated
 PHOTO_QUESTIONS = ["What is shown in this image?", "Describe the image in one sentence.",
                    "Is this a photograph or a drawing?"]
-TRUTH_SCHEMA = {"id": pl.Utf8, "kind": pl.Utf8, "images": pl.List(pl.Utf8), "copy_of": pl.Utf8}
+TRUTH_SCHEMA = {"id": pl.Utf8, "kind": pl.Utf8, "images": pl.List(pl.Utf8), "copy_of": pl.Utf8,
+                "defect": pl.Utf8}
+
+
+TEXT_DEFECTS = [  # (text_quality flag, question, answer)
+    ("template_tokens", "Say hello to the user.", "Hello! How can I help you today?<|im_end|>"),
+    ("repetition", "Describe a quiet morning.",
+     " ".join(["The kettle hums softly while the city is still asleep."] * 8)),
+    ("answer_repeats_question", "What is the capital of France?",
+     "What is the capital of France?"),
+    ("mojibake", "Where did you have breakfast?", "We had breakfast at the cafÃ© near the park."),
+    ("mc_no_option", "Which planet is closest to the Sun?\nA. Venus\nB. Mercury\nC. Mars",
+     "It is Jupiter."),
+    ("truncated", "Explain why leaves change colour in autumn.",
+     "In autumn the days get shorter and trees stop making chlorophyll, so the green fades and "
+     "the yellow and orange pigments that were hidden all summer become visible in the"),
+]
 
 
 def _conv(q: str, a: str, token_at_end: bool = False, n_images: int = 1) -> list[dict]:
@@ -63,7 +80,8 @@ def generate(out_dir: Path, seed: int = 0) -> Path:
     img_dir.mkdir(parents=True, exist_ok=True)
     recs, truth = _records(img_dir, np.random.default_rng(seed))
     recs.insert(len(recs) // 2, '{"id": "demo-broken", "conversations": [')  # bad JSON line
-    truth.append({"id": "demo-broken", "kind": "broken", "images": [], "copy_of": None})
+    truth.append({"id": "demo-broken", "kind": "broken", "images": [], "copy_of": None,
+                  "defect": None})
     tmp = truth_path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"version": VERSION, "seed": seed, "records": truth}, indent=0))
     tmp.replace(truth_path)
@@ -77,11 +95,11 @@ def _records(img_dir: Path, rng: np.random.Generator) -> tuple[list[str], list[d
     recs: list[str] = []
     truth: list[dict] = []
 
-    def add(kind: str, copy: str | None = None, **r) -> None:
+    def add(kind: str, copy: str | None = None, defect: str | None = None, **r) -> None:
         rid = f"demo-{len(recs):04d}"
         recs.append(json.dumps({"id": rid, **r}, sort_keys=True))
         imgs = r.get("image", [])
-        truth.append({"id": rid, "kind": kind, "copy_of": copy,
+        truth.append({"id": rid, "kind": kind, "copy_of": copy, "defect": defect,
                       "images": [imgs] if isinstance(imgs, str) else list(imgs)})
 
     def add_copy(kind: str, file: str, q: str, a: str) -> None:
@@ -145,3 +163,6 @@ def _text_and_broken(add, rng: np.random.Generator, doc_file: str) -> None:
     add("broken", image="does_not_exist.jpg", conversations=_conv("What is this?", "Unknown."))
     add("broken", image="../outside_root.png", conversations=_conv("What is this?", "Unknown."))
     add("broken", image=doc_file, conversations=_conv("Summarise the invoice.", "   "))
+    for flag, q, a in TEXT_DEFECTS:  # formatting defects of generated text (text_quality)
+        add("text", defect=flag, conversations=[{"from": "human", "value": q},
+                                                {"from": "gpt", "value": a}])
