@@ -188,8 +188,9 @@ def _exit_on_failure(summary) -> None:
     if summary.interrupted is not None:
         typer.echo("STOPPED: " + summary.stop_line(), err=True)
         raise typer.Exit(130)
+    for line in summary.failed:  # one line per failed asset partition
+        typer.echo("FAILED: " + line, err=True)
     if summary.failed:
-        typer.echo("FAILED: " + "; ".join(summary.failed), err=True)
         raise typer.Exit(1)
 
 

@@ -134,10 +134,11 @@ def test_status_counts_materialized_missing_and_failed(stack, monkeypatch):
     assert len(failed) == 1
     monkeypatch.setenv("DAGSTER_HOME", str(stack["home"]))
     result = CliRunner().invoke(app, ["status", "--root", str(stack["root"])])
-    assert result.exit_code == 0, result.output
-    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:]}
+    assert result.exit_code == 1, result.output  # a failed partition: status says so
+    assert f"image_hashes[{SHARDS[11]}]" in result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[2:]}
     assert rows["raw_shards"] == ["12", "0", "0"]
-    assert rows["image_hashes"] == ["10", "2", "1"]
+    assert rows["image_hashes"] == ["10", "2", "1", SHARDS[11]]
 
 
 def test_thousands_of_keys_are_chunked_into_several_backfills(stack):

@@ -77,14 +77,14 @@ def reference(tmp_path_factory):
     base = _input(tmp_path_factory.mktemp("ref"))
     assert _cli(base, "ingest", "--input", str(base / "in.jsonl"), "--images",
                 str(base / "img"), "--shard-size", "8").returncode == 0
-    r = _cli(base, "run", "--config", str(base / "config.yaml"))
+    r = _cli(base, "run", "--config", str(base / "config.yaml"), "--recipes", "all")
     assert r.returncode == 0, r.stdout + r.stderr
     return base, _files(base / "root")  # inputs live in base: the resumed run reads the same
 
 
 def test_rematerializing_gives_identical_bytes(reference):
     base, files = reference
-    r = _cli(base, "run", "--config", str(base / "config.yaml"))
+    r = _cli(base, "run", "--config", str(base / "config.yaml"), "--recipes", "all")
     assert r.returncode == 0, r.stderr
     assert _files(base / "root") == files
 
@@ -94,7 +94,7 @@ def test_kill_9_then_resume_gives_identical_outputs(reference, tmp_path):
     base = tmp_path
     assert _cli(base, "ingest", "--input", str(ref_base / "in.jsonl"), "--images",
                 str(ref_base / "img"), "--shard-size", "8").returncode == 0
-    run = ["run", "--config", str(ref_base / "config.yaml"), "--missing"]
+    run = ["run", "--config", str(ref_base / "config.yaml"), "--missing", "--recipes", "all"]
     _kill_when(base, run, "embeddings/000002/text_keys.parquet")  # mid per-shard layer
     done_before = {p.name for p in (base / "root" / "raw_shards").glob("*.tar")}
     _kill_when(base, run, "mixtures/*/manifest.json")  # mid mixtures layer
