@@ -3,10 +3,17 @@
 import polars as pl
 from dagster import AutomationCondition, MaterializeResult, asset
 
-from mm_assets.assets._common import per_shard, read_shard, shard_rel, write_shard
+from mm_assets.assets._common import (
+    per_shard,
+    read_shard,
+    shard_rel,
+    upstream_shards,
+    write_shard,
+)
 from mm_assets.checks import counts_spec
 from mm_assets.config import dagster_config
 from mm_assets.core.curate.decide import CurateConfig, apply, decide
+from mm_assets.core.curate.index import build_index, decision_inputs, tables_fingerprint
 from mm_assets.core.storage import Store
 from mm_assets.partitions import CURATE_CRON, shard_backfill, shards
 from resources.storage import StorageResource
@@ -23,14 +30,32 @@ def shard_text_flags(store: Store, shard: str) -> dict[str, set[str]]:
     return {k: set(v) for k, v in table.iter_rows()}
 
 
-def semantic_duplicates(store: Store) -> set[str]:
-    """Keys SemDeDup removes, extended to every member of an exact group whose representative
-    it removes (the group is one unique image)."""
-    scores = store.read_parquet("semdedup/scores.parquet")
-    dup = set(scores.filter(pl.col("duplicate"))["key"].to_list())
-    groups = store.read_parquet("exact_duplicates/groups.parquet")
-    hit = groups.filter(pl.col("representative").is_in(list(dup)))
-    return dup | set(hit["key"].to_list())
+TABLES = ["exact_duplicates/groups.parquet", "semdedup/scores.parquet",
+          "ppl_deciles/deciles.parquet"]
+
+
+def shard_index(store: Store):
+    """``shard -> its decision inputs`` read from the per-shard index of the global tables,
+    built once per version of those tables (:mod:`mm_assets.core.curate.index`)."""
+    folder = f"curated/_index/{tables_fingerprint(store, TABLES)}"
+
+    def build() -> None:
+        names = upstream_shards(store, "image_hashes", ".parquet")
+        key_shard = pl.concat([store.read_parquet(f"image_hashes/{s}.parquet").select(
+            "key", pl.lit(s).alias("shard")) for s in names])
+        groups, scores, dec = (store.read_parquet(t) for t in TABLES)
+        for shard, part in build_index(key_shard, groups, scores, dec).items():
+            store.write_parquet(f"{folder}/{shard}.parquet", part)
+
+    def part(shard: str):
+        rel = f"{folder}/{shard}.parquet"
+        if not store.exists(rel):
+            build()
+        if not store.exists(rel):
+            raise FileNotFoundError(f"no image_hashes for shard {shard}: materialize it first")
+        return decision_inputs(store.read_parquet(rel))
+
+    return part
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill,
@@ -39,17 +64,16 @@ def semantic_duplicates(store: Store) -> set[str]:
        automation_condition=AutomationCondition.on_cron(CURATE_CRON))
 def curated(context, config: CuratedConfig, storage: StorageResource) -> MaterializeResult:
     """``curated/{shard}.tar`` (kept samples, with ``ppl_decile`` in metadata) and
-    ``curated/{shard}.decisions.parquet`` (every key: kept / removed + reason)."""
+    ``curated/{shard}.decisions.parquet`` (every key: kept / removed + reason). Reads only
+    its shard's rows of the global tables (``curated/_index/{tables fingerprint}/{shard}``,
+    built by the first run after those tables change), so a run's cost is flat in corpus size."""
     store, cfg = storage.store(), config.core()
-    exact = store.read_parquet("exact_duplicates/groups.parquet")
-    semdup = semantic_duplicates(store)
-    dec = store.read_parquet("ppl_deciles/deciles.parquet")
-    deciles = dict(zip(dec["key"].to_list(), dec["decile"].to_list(), strict=True))
+    index = shard_index(store)
 
     def run(shard: str):
         samples = read_shard(store, "raw_shards", shard)
-        keys = [s.key for s in samples]
-        decisions = decide(keys, exact.filter(pl.col("key").is_in(keys)), semdup, deciles, cfg,
+        exact, semdup, deciles = index(shard)
+        decisions = decide([s.key for s in samples], exact, semdup, deciles, cfg,
                            shard_text_flags(store, shard))
         kept, counts = apply(samples, decisions)
         for s in kept:

@@ -14,9 +14,10 @@ from mm_assets.assets._common import (
 from mm_assets.checks import counts_result, counts_spec
 from mm_assets.config import dagster_config
 from mm_assets.core.records import StageCounts
-from mm_assets.core.semantic.cluster import ClusterConfig, spherical_kmeans
+from mm_assets.core.semantic.cluster import ClusterConfig, spherical_kmeans_blocks
 from mm_assets.core.semantic.encoders import resolve_device
-from mm_assets.core.semantic.semdedup import SemDedupConfig, semdedup_space
+from mm_assets.core.semantic.semdedup import SemDedupConfig
+from mm_assets.core.semantic.semdedup_parts import semdedup_blocks
 from mm_assets.core.storage import Store
 from mm_assets.partitions import GPU_POOL, GPU_TAGS
 from mm_assets.viz.contact import contact_sheet
@@ -26,14 +27,20 @@ from resources.storage import StorageResource
 SPACES = ("image", "text")
 
 
-def load_space(store: Store, space: str) -> tuple[list[str], np.ndarray]:
-    """Keys and (N, D) vectors of one space over every shard with embeddings."""
-    keys, vecs = [], []
+def space_keys(store: Store, space: str) -> tuple[list[str], int]:
+    """Keys of one space in corpus order and the vector dimension (0 when empty)."""
+    keys, dim = [], 0
     for shard in upstream_shards(store, "embeddings", ""):
         base = f"embeddings/{shard}"
         keys.extend(store.read_parquet(f"{base}/{space}_keys.parquet")["key"].to_list())
-        vecs.append(np.asarray(store.read_npy(f"{base}/{space}.npy")))
-    return keys, (np.concatenate(vecs) if vecs else np.zeros((0, 1), np.float16))
+        dim = dim or int(store.read_npy(f"{base}/{space}.npy").shape[1])
+    return keys, dim
+
+
+def space_blocks(store: Store, space: str):
+    """The vectors of one space, one (N_shard, D) float16 block per shard, in corpus order."""
+    for shard in upstream_shards(store, "embeddings", ""):
+        yield np.asarray(store.read_npy(f"embeddings/{shard}/{space}.npy"))
 
 
 def first_images(store: Store, keys: set[str]) -> dict[str, bytes]:
@@ -66,14 +73,17 @@ ClustersConfig = dagster_config(ClusterConfig, "ClustersConfig", extra={
        check_specs=[counts_spec("clusters")], op_tags=GPU_TAGS, pool=GPU_POOL)
 def clusters(context, config: ClustersConfig, storage: StorageResource) -> MaterializeResult:
     """Per sample: cluster id and cosine distance to its centroid, per space
-    (``clusters/assignments.parquet``); centroids in ``clusters/centroids_{space}.npy``."""
+    (``clusters/assignments.parquet``); centroids in ``clusters/centroids_{space}.npy``.
+    Fit on the seeded ``fit_sample`` rows, then assigned shard by shard: memory ≈ the fit
+    sample as float32 (≤ fit_sample × D × 4 B) + ≈ 100 B per point (keys, assignment table)."""
     store = storage.store()
     cfg = config.core()
     frames, meta = [], {}
     with Timer() as t:
         for space in SPACES:
-            keys, x = load_space(store, space)
-            res = spherical_kmeans(x, cfg)
+            keys, dim = space_keys(store, space)
+            res = spherical_kmeans_blocks(lambda sp=space: space_blocks(store, sp), len(keys),
+                                          dim, cfg)
             store.write_npy(f"clusters/centroids_{space}.npy", res.centroids)
             frames.append(pl.DataFrame(
                 {"key": keys, "space": [space] * len(keys), "cluster": res.assign,
@@ -104,7 +114,9 @@ def clusters(context, config: ClustersConfig, storage: StorageResource) -> Mater
 
 
 SemDedupAssetConfig = dagster_config(SemDedupConfig, "SemDedupAssetConfig", extra={
-    "device": (str, "auto", "auto (cuda when present), cpu, cuda, cuda:1")})
+    "device": (str, "auto", "auto (cuda when present), cpu, cuda, cuda:1"),
+    "workers": (int, 0, ("processes scoring cluster ranges; 0 = auto (1 on GPU or below "
+                         "100k points, else one per core)"))})
 
 
 def load_phashes(store: Store, keys: list[str]) -> list[list[int]]:
@@ -131,7 +143,13 @@ def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
     """SemDeDup score per unique sample (exact duplicates resolved first and reported apart),
     the ε used per space, and the duplicate decision (``semdedup/scores.parquet``). Image
     duplicates in dense clusters (text pages, templated charts) are confirmed by pHash
-    (``unconfirmed``: above the threshold but kept)."""
+    (``unconfirmed``: above the threshold but kept).
+
+    Vectors are never all in memory: they are rewritten in cluster order to a local temporary
+    file and each cluster range is scored from its own rows in worker processes
+    (:mod:`mm_assets.core.semantic.semdedup_parts`). Memory ≈ 25 B per point + the key list
+    (≈ 60–100 B per point) + the image pHash lists (≈ 100 B per image point) + the largest
+    cluster as float32 per worker."""
     store = storage.store()
     cfg = config.core()
     assign = store.read_parquet("clusters/assignments.parquet")
@@ -140,14 +158,15 @@ def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
     frames, meta = [], {}
     with Timer() as t:
         for space in SPACES:
-            keys, x = load_space(store, space)
+            keys, dim = space_keys(store, space)
             a = assign.filter(pl.col("space") == space)
             if a["key"].to_list() != keys:
                 raise ValueError(f"clusters are stale for space {space}: re-materialize clusters")
             uniq = np.array([k not in non_rep for k in keys], dtype=bool)
             ph = load_phashes(store, keys) if space == "image" else None
-            res = semdedup_space(x, a["cluster"].to_numpy(), a["distance"].to_numpy(), uniq,
-                                 cfg, resolve_device(config.device), phashes=ph)
+            res = semdedup_blocks(space_blocks(store, space), dim, a["cluster"].to_numpy(),
+                                  a["distance"].to_numpy(), uniq, cfg,
+                                  resolve_device(config.device), config.workers, phashes=ph)
             partner = [keys[i] if i >= 0 else None for i in res.partner]
             frames.append(a.select("key", "space", "cluster").with_columns(
                 pl.Series("unique", uniq), pl.Series("score", res.scores),

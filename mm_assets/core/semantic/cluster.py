@@ -1,12 +1,14 @@
 """Spherical k-means (FAISS) over L2-normalised embeddings.
 
 Fit on a sample of at most ``fit_sample`` points (seeded), then assign every point to its
-nearest centroid by inner product. ``k`` is clamped to the number of points (stated in the
+nearest centroid by inner product; :func:`spherical_kmeans_blocks` does the same over per-shard
+blocks (fit sample gathered, then assignment block by block) without holding all points. ``k`` is clamped to the number of points (stated in the
 result), so asking for k = 500 on 175 points gives 175 clusters instead of a crash.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import faiss
@@ -53,6 +55,32 @@ class Clustering:
     k_effective: int
 
 
+def fit_rows(n: int, cfg: ClusterConfig) -> np.ndarray | None:
+    """Sorted row indices of the seeded fit sample, or ``None`` when every row is used."""
+    if n <= cfg.fit_sample:
+        return None
+    return np.sort(np.random.default_rng(cfg.seed).choice(n, cfg.fit_sample, replace=False))
+
+
+def fit_centroids(fit: np.ndarray, n: int, cfg: ClusterConfig) -> np.ndarray:
+    """``(min(k, n), D) float32`` L2-normalised centroids trained on ``fit`` (rows of N)."""
+    d = fit.shape[1]
+    gpu = cfg.use_gpu and hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+    km = faiss.Kmeans(d, min(cfg.k, n), niter=cfg.niter, spherical=True, seed=cfg.seed, gpu=gpu,
+                      min_points_per_centroid=1, max_points_per_centroid=max(256, n))
+    km.train(np.ascontiguousarray(fit, dtype=np.float32))
+    cents = km.centroids / np.maximum(np.linalg.norm(km.centroids, axis=1, keepdims=True), 1e-12)
+    return cents.astype(np.float32)
+
+
+def assign_rows(x: np.ndarray, cents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid by inner product: ``(N,) int32`` ids, ``(N,) float32`` 1 - cos."""
+    index = faiss.IndexFlatIP(cents.shape[1])
+    index.add(cents)
+    sims, ids = index.search(np.ascontiguousarray(x, dtype=np.float32), 1)
+    return ids[:, 0].astype(np.int32), (1.0 - sims[:, 0]).astype(np.float32)
+
+
 def spherical_kmeans(x: np.ndarray, cfg: ClusterConfig) -> Clustering:
     """Cluster ``x`` (N, D) float16/float32 rows, L2-normalised.
 
@@ -62,17 +90,40 @@ def spherical_kmeans(x: np.ndarray, cfg: ClusterConfig) -> Clustering:
     if n == 0:
         return Clustering(np.zeros(0, np.int32), np.zeros(0, np.float32),
                           np.zeros((0, d), np.float32), 0)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    k = min(cfg.k, n)
-    rng = np.random.default_rng(cfg.seed)
-    fit = x if n <= cfg.fit_sample else x[np.sort(rng.choice(n, cfg.fit_sample, replace=False))]
-    gpu = cfg.use_gpu and hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
-    km = faiss.Kmeans(d, k, niter=cfg.niter, spherical=True, seed=cfg.seed, gpu=gpu,
-                      min_points_per_centroid=1, max_points_per_centroid=max(256, n))
-    km.train(fit)
-    cents = km.centroids / np.maximum(np.linalg.norm(km.centroids, axis=1, keepdims=True), 1e-12)
-    index = faiss.IndexFlatIP(d)
-    index.add(cents.astype(np.float32))
-    sims, ids = index.search(x, 1)
-    return Clustering(ids[:, 0].astype(np.int32), (1.0 - sims[:, 0]).astype(np.float32),
-                      cents.astype(np.float32), k)
+    rows = fit_rows(n, cfg)
+    cents = fit_centroids(x if rows is None else x[rows], n, cfg)
+    ids, dist = assign_rows(x, cents)
+    return Clustering(ids, dist, cents, len(cents))
+
+
+def spherical_kmeans_blocks(blocks: Callable[[], Iterable[np.ndarray]], n: int, d: int,
+                            cfg: ClusterConfig) -> Clustering:
+    """:func:`spherical_kmeans` over rows given as consecutive blocks (e.g. one per shard):
+    the fit sample (the same seeded rows) is gathered in a first pass, every block is assigned
+    in a second, so memory is the fit sample (≤ ``fit_sample`` × D float32) plus one block,
+    never all N rows.
+
+    Args:
+        blocks: returns a fresh iterator over the (N_i, D) blocks, in corpus order (called
+            twice).
+        n: total rows; d: D.
+
+    Raises:
+        ValueError: the blocks hold other than ``n`` rows.
+    """
+    if n == 0:
+        return spherical_kmeans(np.zeros((0, d), np.float32), cfg)
+    rows = fit_rows(n, cfg)
+    picked, at = [], 0
+    for b in blocks():
+        sel = (np.arange(len(b)) if rows is None else
+               rows[(rows >= at) & (rows < at + len(b))] - at)
+        picked.append(np.asarray(b[sel], dtype=np.float32))
+        at += len(b)
+    if at != n:
+        raise ValueError(f"blocks hold {at} rows, expected {n}")
+    cents = fit_centroids(np.concatenate(picked), n, cfg)
+    del picked
+    out = [assign_rows(b, cents) for b in blocks()]
+    return Clustering(np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out]),
+                      cents, len(cents))

@@ -206,6 +206,21 @@ def semdedup_space(x: np.ndarray, assign: np.ndarray, distance: np.ndarray,
     where = np.flatnonzero(unique)
     s, p = semdedup_scores(x[unique], assign[unique], distance[unique], cfg, device, True)
     scores[unique], partner[unique] = s, np.where(p >= 0, where[np.maximum(p, 0)], -1)
+    return finish_space(scores, partner, assign, unique, cfg, phashes)
+
+
+def finish_space(scores: np.ndarray, partner: np.ndarray, assign: np.ndarray,
+                 unique: np.ndarray, cfg: SemDedupConfig,
+                 phashes: list[list[int]] | None = None) -> SpaceResult:
+    """ε, duplicates and pHash confirmation from one space's scores (however computed: all
+    at once here, or cluster by cluster in :mod:`.semdedup_parts`).
+
+    Args:
+        scores: (N,) float32, NaN where not ``unique``; partner: (N,) int64 (-1: none).
+        assign: (N,) cluster ids; unique: (N,) bool; cfg, phashes: as in
+            :func:`semdedup_space`.
+    """
+    n = len(scores)
     image = phashes is not None
     if image and len(phashes) != n:
         raise ValueError(f"phashes must have {n} entries, got {len(phashes)}")

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,21 @@ def test_dense_cluster_duplicates_need_phash_confirmation_sparse_ones_do_not():
     assert res.duplicate[6:].tolist() == [False] * 5 + [True]  # sparse: plain SemDeDup
     plain = semdedup_space(x, assign, distance, np.ones(12, bool), cfg)  # text space: no pHash
     assert plain.dense == [] and plain.epsilon == cfg.epsilon and plain.duplicate[:6].sum() == 5
+
+
+@pytest.mark.parametrize("fit_sample", [700, 10_000])
+def test_kmeans_over_shard_blocks_equals_kmeans_over_all_rows(fit_sample):
+    from mm_assets.core.semantic.cluster import spherical_kmeans_blocks
+
+    rng = np.random.default_rng(4)
+    x = _unit(rng, 3000, 24).astype(np.float16)
+    cfg = ClusterConfig(k=12, niter=8, fit_sample=fit_sample, seed=1)
+    want = spherical_kmeans(x, cfg)
+    cuts = [0, 7, 1000, 1013, 2500, 3000]  # blocks of 7 and 13 rows too
+    got = spherical_kmeans_blocks(lambda: (x[a:b] for a, b in itertools.pairwise(cuts)), 3000,
+                                  24, cfg)
+    np.testing.assert_array_equal(got.centroids, want.centroids)
+    np.testing.assert_array_equal(got.assign, want.assign)
+    np.testing.assert_allclose(got.distance, want.distance, atol=1e-6)
+    with pytest.raises(ValueError, match="blocks hold 2500 rows"):
+        spherical_kmeans_blocks(lambda: iter([x[:2500]]), 3000, 24, cfg)
