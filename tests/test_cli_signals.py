@@ -9,10 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 CLI = str(Path(sys.executable).with_name("mm-assets"))
 N_SHARDS = 6
+PER_SHARD = 20  # each record decodes a 3000x3000 PNG (~0.1-0.2 s): a shard takes seconds
 
 
 def _env(tmp_path):
@@ -22,12 +25,19 @@ def _env(tmp_path):
 
 
 def _ingest(tmp_path, env):
+    """Records that each reference one large, slow-to-decode PNG (155 KB, 9 Mpx), so a shard
+    of raw_shards runs for seconds and the signal lands inside a run, not after the last."""
+    images = tmp_path / "images"
+    images.mkdir()
+    ramp = (np.add.outer(np.arange(3000), np.arange(3000)) % 256).astype("uint8")
+    Image.fromarray(np.stack([ramp, ramp.T, ramp // 2], -1)).save(images / "big.png")
     src = tmp_path / "docs.jsonl"
-    src.write_text("".join(json.dumps({"id": i, "conversations": [
-        {"from": "human", "value": f"Question {i}?"}, {"from": "gpt", "value": f"Answer {i}."}]})
-        + "\n" for i in range(N_SHARDS * 150)))
-    subprocess.run([CLI, "ingest", "--input", str(src), "--shard-size", "150"], env=env,
-                   check=True, capture_output=True, timeout=120)
+    src.write_text("".join(json.dumps({"id": i, "image": "big.png", "conversations": [
+        {"from": "human", "value": f"<image>\nQuestion {i}?"},
+        {"from": "gpt", "value": f"Answer {i}."}]}) + "\n" for i in range(N_SHARDS * PER_SHARD)))
+    subprocess.run([CLI, "ingest", "--input", str(src), "--images", str(images),
+                    "--shard-size", str(PER_SHARD)], env=env, check=True, capture_output=True,
+                   timeout=120)
 
 
 def _done(tmp_path) -> int:

@@ -96,7 +96,7 @@ def corpus_totals(context, asset: str) -> dict:
     :func:`mm_assets.core.report.counts.corpus_metadata`."""
     from mm_assets.core.report.counts import corpus_metadata
 
-    storage = getattr(context.resources, "storage", None)
+    storage = getattr(getattr(context, "resources", None), "storage", None)
     return corpus_metadata(storage.store(), asset) if storage is not None else {}
 
 

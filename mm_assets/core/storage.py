@@ -148,6 +148,13 @@ class Store:
     def read_parquet(self, rel: str) -> pl.DataFrame:
         return pl.read_parquet(io.BytesIO(self.read_bytes(rel)))
 
+    def parquet_rows(self, rel: str) -> int:
+        """Row count of a Parquet table from its footer (no column is read; any fsspec root)."""
+        import pyarrow.parquet as pq
+
+        with self.fs.open(self.path(rel), "rb") as f:
+            return pq.ParquetFile(f).metadata.num_rows
+
     def write_npy(self, rel: str, arr: np.ndarray) -> None:
         buf = io.BytesIO()
         np.save(buf, arr, allow_pickle=False)

@@ -111,8 +111,8 @@ def _exact(store: Store):
     if not store.exists("exact_duplicates/groups.parquet"):
         return
     groups = store.read_parquet("exact_duplicates/groups.parquet")
-    n = sum(pl.scan_parquet(store.path(f"image_hashes/{s}.parquet")).select(pl.len())
-            .collect().item() for s in _shards(store, "image_hashes", ".parquet"))
+    n = sum(store.parquet_rows(f"image_hashes/{s}.parquet")
+            for s in _shards(store, "image_hashes", ".parquet"))
     removed = groups.filter(pl.col("action") == "remove").height
     yield GLOBAL, StageCounts(n, n - removed, Counter({"exact_duplicate": removed}))
 
