@@ -11,16 +11,51 @@ COUNTS_CHECK = "counts_reconcile"
 
 
 def counts_spec(asset: str) -> AssetCheckSpec:
-    return AssetCheckSpec(COUNTS_CHECK, asset=asset,
-                          description="n_in == n_out + removed + quarantined")
+    """Blocking: a partition whose counts do not reconcile fails its run, and nothing
+    downstream of it runs."""
+    return AssetCheckSpec(COUNTS_CHECK, asset=asset, blocking=True,
+                          description="n_in == n_out + removed + quarantined for every "
+                                      "partition of the run (blocking)")
 
 
-def counts_result(counts: StageCounts) -> AssetCheckResult:
+def counts_result(per: StageCounts | dict[str, StageCounts]) -> AssetCheckResult:
+    """One check result over the run's partitions (``partition -> counts``), failing and
+    naming each partition whose own counts do not reconcile."""
+    if isinstance(per, StageCounts):
+        per = {"": per}
+    bad = {k: c for k, c in per.items() if not c.reconciles()}
+    n = {f: sum(getattr(c, f) for c in per.values()) for f in ("n_in", "n_out")}
     return AssetCheckResult(
-        check_name=COUNTS_CHECK, passed=counts.reconciles(),
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"n_in": counts.n_in, "n_out": counts.n_out, "removed": counts.n_removed,
-                  "quarantined": counts.n_quarantined})
+        check_name=COUNTS_CHECK, passed=not bad, severity=AssetCheckSeverity.ERROR,
+        description=("; ".join(f"partition {k or '-'}: {c.n_in} in != {c.n_out} out + "
+                               f"{c.n_removed} removed + {c.n_quarantined} quarantined"
+                               for k, c in list(bad.items())[:10]) or None),
+        metadata={**n, "removed": sum(c.n_removed for c in per.values()),
+                  "quarantined": sum(c.n_quarantined for c in per.values()),
+                  "partitions": len(per), "not_reconciling": ", ".join(bad) or "none"})
+
+
+UPSTREAM_CHECK = "input_matches_upstream"
+
+
+def upstream_spec(asset: str, upstream: str = "raw_shards") -> AssetCheckSpec:
+    """Blocking cross-stage check: each shard read every sample ``upstream`` committed."""
+    return AssetCheckSpec(UPSTREAM_CHECK, asset=asset, blocking=True,
+                          description=f"n_in of each shard == {upstream}'s committed n_out "
+                                      "for that shard (blocking)")
+
+
+def upstream_result(upstream: str, per: dict[str, StageCounts],
+                    expected: dict[str, int | None]) -> AssetCheckResult:
+    """``expected``: shard -> ``upstream``'s committed n_out (None: not committed)."""
+    bad = {k: (c.n_in, expected.get(k)) for k, c in per.items() if c.n_in != expected.get(k)}
+    return AssetCheckResult(
+        check_name=UPSTREAM_CHECK, passed=not bad, severity=AssetCheckSeverity.ERROR,
+        description=("; ".join(f"shard {k}: read {got}, {upstream} committed "
+                               f"{'nothing' if want is None else want}"
+                               for k, (got, want) in list(bad.items())[:10]) or None),
+        metadata={"upstream": upstream, "partitions": len(per),
+                  "mismatched": ", ".join(bad) or "none"})
 
 
 IMAGE_TOKEN_CHECK = "image_token_rule"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from mm_assets.core import layout
+
 DEBUG = {"on": False}  # set by --debug (anywhere on the command line)
 
 
@@ -152,7 +154,8 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
         recipes: str = typer.Option("", "--recipes",
                                     help="mixtures partitions: names or globs (ppl_*) of "
                                     "shipped examples or the root's recipes; all = every one "
-                                    "(default: the root's own, {root}/recipes/*.yaml)"),
+                                    f"(default: the root's own, {{root}}/{layout.RECIPES}/"
+                                    "*.yaml)"),
         missing: bool = typer.Option(False, "--missing", help="skip materialized partitions"),
         config: str = typer.Option("", "--config", help="YAML: {asset: {field: value}}"),
         root: str = RootOpt) -> None:
@@ -221,8 +224,8 @@ def demo(root: str = RootOpt,
     if not summary.failed:
         print()
         _report(store)
-    for name in store.ls("mixtures"):
-        print(f"mixture {name}: {store.url(f'mixtures/{name}')}/*.tar")
+    for name in store.ls(layout.MIXTURES):
+        print(f"mixture {name}: {store.url(layout.mixture_dir(name))}/*.tar")
     print(f"dagster home: {os.environ['DAGSTER_HOME']}  ({time.time() - t0:.0f} s)")
     _exit_on_failure(summary)
 
@@ -239,8 +242,8 @@ def _report(store, out: str = "") -> bool:
     if out:
         Path(out).write_bytes(page)
     else:
-        out = store.url("reports/funnel.html")
-        store.write_bytes("reports/funnel.html", page)
+        out = store.url(layout.FUNNEL_HTML)
+        store.write_bytes(layout.FUNNEL_HTML, page)
     print(f"html report: {out}")
     return f.ok
 
@@ -248,7 +251,7 @@ def _report(store, out: str = "") -> bool:
 @app.command()
 def report(root: str = RootOpt,
            out: str = typer.Option("", "--out", help="HTML file (default "
-                                   "{root}/reports/funnel.html)")) -> None:
+                                   f"{{root}}/{layout.FUNNEL_HTML})")) -> None:
     """The corpus funnel: every stage's figures summed over all partitions, reconciled.
 
     Exit 1 when a reconciliation fails, 2 when the root holds no materialized shard."""
@@ -290,15 +293,17 @@ def status(root: str = RootOpt) -> None:
 
 @app.command()
 def sample(asset: str = typer.Option(..., "--asset", help="raw_shards, curated, semdedup, "
-                                     "clusters, ppl_deciles, exact_duplicates, quarantine"),
+                                     "clusters, ppl_deciles, exact_duplicates, quarantine, "
+                                     "text_quality"),
            out: str = typer.Option(..., "--out", help="output folder (index.html, thumbs/)"),
            view: str = typer.Option("", "--view", help="all|kept|unique|removed|cluster|decile|"
-                                    "exact-groups|near-groups (default: the asset's)"),
+                                    "exact-groups|near-groups|flagged (default: the asset's)"),
            reason: str = typer.Option(None, "--reason", help="removal or quarantine reason"),
            cluster: int = typer.Option(None, "--cluster"),
            space: str = typer.Option(None, "--space", help="image|text (cluster ids per space)"),
            decile: int = typer.Option(None, "--decile", help="perplexity decile 0-9 (-1 unscored)"),
            source: str = typer.Option(None, "--source", help="input source name"),
+           flag: str = typer.Option(None, "--flag", help="text-quality flag (view flagged)"),
            n: int = typer.Option(None, "--n", help="samples per section (groups for group views)"),
            seed: int = typer.Option(0, "--seed"),
            parquet: bool = typer.Option(False, "--parquet", help="also write samples.parquet"),
@@ -312,7 +317,8 @@ def sample(asset: str = typer.Option(..., "--asset", help="raw_shards, curated, 
 
     try:
         spec = spec_for_asset(asset, view or None, n=n, seed=seed, reason=reason,
-                              cluster=cluster, space=space, decile=decile, source=source)
+                              cluster=cluster, space=space, decile=decile, source=source,
+                              flag=flag)
         dest = Store(out if "://" in out else str(Path(out).resolve()))
         res = build_gallery(StorageResource().store(), spec, dest, parquet=parquet)
     except (ValueError, FileNotFoundError) as e:

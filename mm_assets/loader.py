@@ -11,6 +11,7 @@ import polars as pl
 import webdataset as wds
 from PIL import Image
 
+from mm_assets.core import layout
 from mm_assets.core.storage import Store
 
 
@@ -20,7 +21,7 @@ def iter_mixture(store: Store, recipe: str) -> Iterator[tuple[str, list[Image.Im
     Raises:
         FileNotFoundError: the mixture was not materialized.
     """
-    manifest = store.read_json(f"mixtures/{recipe}/manifest.json")
+    manifest = store.read_json(layout.mixture_manifest(recipe))
     if store.is_local:
         urls = [store.path(p) for p in manifest["shards"]]
     else:
@@ -34,7 +35,7 @@ def iter_mixture(store: Store, recipe: str) -> Iterator[tuple[str, list[Image.Im
 
 def export_index(store: Store, recipe: str, rel: str | None = None) -> str:
     """Write the mixture's per-sample index (manifest ``samples``) as Parquet; returns its URL."""
-    manifest = store.read_json(f"mixtures/{recipe}/manifest.json")
-    rel = rel or f"mixtures/{recipe}/index.parquet"
+    manifest = store.read_json(layout.mixture_manifest(recipe))
+    rel = rel or layout.mixture_index(recipe)
     store.write_parquet(rel, pl.DataFrame(manifest["samples"]))
     return store.url(rel)

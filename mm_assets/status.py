@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from dagster import AssetKey, AssetPartitionStatus, DagsterInstance, DagsterRunStatus
 
+from mm_assets.core import layout
 from mm_assets.core.mix.registry import root_recipes
 from mm_assets.core.storage import Store
 from mm_assets.partitions import recipes as recipes_def
@@ -33,8 +34,8 @@ class AssetStatus:
 
 def root_partitions(store: Store) -> dict[str, list[str]]:
     """Shard ids ingested into the root and the root's recipes (its own and built ones)."""
-    shards = sorted(n[: -len(".jsonl")] for n in store.ls("inputs", ".jsonl"))
-    built = [n for n in store.ls("mixtures") if "." not in n]
+    shards = layout.shard_ids(store, layout.INPUTS, layout.MANIFEST_SUFFIX)
+    built = [n for n in store.ls(layout.MIXTURES) if "." not in n]
     return {"shards": shards, "recipes": sorted(set(root_recipes(store)) | set(built))}
 
 

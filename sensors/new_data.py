@@ -50,6 +50,7 @@ from dagster import (
     sensor,
 )
 
+from mm_assets.core import layout
 from mm_assets.core.storage import Store
 from mm_assets.jobs import ingest_job, per_shard_job
 from resources.storage import StorageResource
@@ -96,7 +97,7 @@ class DropSettings:
     def from_env(cls, store: Store) -> DropSettings:
         """Read ``MM_ASSETS_INPUT``, ``MM_ASSETS_REQUIRE_DONE``, ``MM_ASSETS_SHARD_SIZE``,
         ``MM_ASSETS_SENSOR_MAX_FILES`` and ``MM_ASSETS_SENSOR_MAX_BYTES`` now."""
-        return cls(prefix=os.environ.get("MM_ASSETS_INPUT") or store.url("incoming"),
+        return cls(prefix=os.environ.get("MM_ASSETS_INPUT") or store.url(layout.INCOMING),
                    require_done=os.environ.get("MM_ASSETS_REQUIRE_DONE", "") == "1",
                    max_files=int(os.environ.get("MM_ASSETS_SENSOR_MAX_FILES", "50")),
                    max_bytes=int(os.environ.get("MM_ASSETS_SENSOR_MAX_BYTES", str(4 << 30))),
@@ -167,7 +168,8 @@ def partition_batches(keys: list[str], name: str = "shards",
 
 def unregistered_shards(store: Store, known: set[str]) -> list[str]:
     """Ingested shards (``inputs/{id}.jsonl``) that are not partitions yet, in id order."""
-    return [n[:-6] for n in store.ls("inputs", ".jsonl") if n[:-6] not in known]
+    return [s for s in layout.shard_ids(store, layout.INPUTS, layout.MANIFEST_SUFFIX)
+            if s not in known]
 
 
 def _url(fs: fsspec.AbstractFileSystem, path: str) -> str:

@@ -6,19 +6,20 @@ from collections.abc import Iterable
 import polars as pl
 from dagster import MaterializeResult, MetadataValue
 
-from mm_assets.core.records import QUARANTINE_SCHEMA, Quarantined, Sample
+from mm_assets.core import layout, schemas
+from mm_assets.core.records import Quarantined, Sample, StageCounts
 from mm_assets.core.shards import read_samples, write_samples
 from mm_assets.core.storage import Store
 from mm_assets.viz.plots import bar_plot, png_markdown  # noqa: F401  (re-exported for assets)
 
 
 def shard_rel(asset: str, shard: str) -> str:
-    return f"{asset}/{shard}.tar"
+    return layout.shard_tar(asset, shard)
 
 
 def recorded_hashes_rel(shard: str) -> str:
     """Image hashes raw_shards computed while validating (read by image_hashes)."""
-    return f"raw_shards/{shard}.hashes.parquet"
+    return layout.recorded_hashes(shard)
 
 
 def read_shard(store: Store, asset: str, shard: str) -> list[Sample]:
@@ -42,15 +43,23 @@ def write_shard(store: Store, rel: str, samples: Iterable[Sample]) -> int:
 
 def write_quarantine(store: Store, stage: str, shard: str, rows: list[Quarantined]) -> str:
     """Write the quarantine table of one stage and shard (written even when empty)."""
-    rel = f"quarantine/{stage}/{shard}.parquet"
-    store.write_parquet(rel, pl.DataFrame([q.as_row() for q in rows],
-                                          schema={k: pl.Utf8 for k in QUARANTINE_SCHEMA}))
+    rel = layout.quarantine(stage, shard)
+    store.write_table(rel, pl.DataFrame([q.as_row() for q in rows],
+                                        schema=schemas.QUARANTINE), schemas.QUARANTINE)
     return rel
 
 
-def upstream_shards(store: Store, asset: str, suffix: str) -> list[str]:
-    """Shard ids with a materialized output of ``asset`` (file or folder names)."""
-    return [n[: -len(suffix)] if suffix else n for n in store.ls(asset, suffix)]
+def upstream_shards(store: Store, asset: str, suffix: str = "") -> list[str]:
+    """Shard ids of ``asset`` that are committed (have a commit record, written last and only
+    when the shard's counts reconcile): a global stage never reads a half-written or
+    miscounted shard. ``suffix`` is ignored (kept for callers naming the file kind).
+
+    Raises:
+        mm_assets.core.commits.UncommittedError: no shard of ``asset`` is committed.
+    """
+    from mm_assets.core.commits import committed
+
+    return committed(store, asset)
 
 
 class Timer:
@@ -62,32 +71,74 @@ class Timer:
         self.seconds = round(time.perf_counter() - self.t0, 3)
 
 
-def per_shard(context, asset: str, fn, *args, workers: int = 1) -> MaterializeResult:
+def per_shard(context, asset: str, fn, *args, workers: int = 1,
+              store: Store | None = None, upstream: str | None = None) -> MaterializeResult:
     """Run ``fn(shard, *args) -> (StageCounts, metadata)`` for every partition of the run.
 
     A run may cover one shard or a batch of shards (BackfillPolicy); with ``workers`` ≠ 1 the
     shards run in parallel worker processes (0 = one per core, see
     :func:`mm_assets.core.parallel.map_shards`: ``fn`` must be a module-level function and
-    ``args`` picklable). Counts are summed in shard order, the counts check covers all of
-    them, and per-shard metadata is kept when the run has one shard.
+    ``args`` picklable). Each shard's own counts and metadata go to its own materialization
+    (``context.add_asset_metadata(..., partition_key=shard)``; run-wide figures are prefixed
+    ``run_``), each shard whose counts reconcile gets its commit record
+    (:func:`mm_assets.core.commits.write_commit`, written last), and the blocking
+    ``counts_reconcile`` check fails the run naming every shard that does not reconcile.
+    ``store`` defaults to the first of ``args`` that is a :class:`Store`. With ``upstream``
+    (e.g. ``"raw_shards"``) the blocking ``input_matches_upstream`` check compares each shard's
+    ``n_in`` with the ``n_out`` that upstream committed for it.
     """
-    from mm_assets.checks import counts_result
+    from mm_assets.checks import counts_result, upstream_result
+    from mm_assets.core.commits import read_commit, uncommit, write_commit
     from mm_assets.core.parallel import map_shards, resolve_workers
-    from mm_assets.core.records import StageCounts
 
+    store = store or next((a for a in args if isinstance(a, Store)), None)
     keys = list(context.partition_keys)
-    total, meta = StageCounts(), {}
+    if store is not None:
+        for key in keys:  # a partition being rewritten is not committed until it finishes
+            uncommit(store, asset, key)
+    per: dict[str, StageCounts] = {}
+    expected: dict[str, int | None] = {}
     with Timer() as t:
-        for counts, shard_meta in map_shards(fn, keys, args, workers):
-            total.n_in += counts.n_in
-            total.n_out += counts.n_out
-            total.removed.update(counts.removed)
-            total.quarantined.update(counts.quarantined)
-            meta = shard_meta if len(keys) == 1 else {}
-    meta = {**meta, **total.as_metadata(), "seconds": t.seconds, "shards": len(keys),
-            "workers": resolve_workers(workers, len(keys)), **corpus_totals(context, asset)}
-    context.log.info(f"{asset}: {total.as_metadata()}")
-    return MaterializeResult(metadata=meta, check_results=[counts_result(total)])
+        for key, (counts, shard_meta) in zip(keys, map_shards(fn, keys, args, workers),
+                                              strict=True):
+            per[key] = counts
+            if upstream and store is not None:
+                rec = read_commit(store, upstream, key)
+                expected[key] = rec["counts"]["n_out"] if rec else None
+            if (store is not None and counts.reconciles()
+                    and (not upstream or expected[key] == counts.n_in)):
+                write_commit(store, asset, key, counts)
+            own = {**shard_meta, **counts.as_metadata()}
+            if len(keys) > 1 and hasattr(context, "add_asset_metadata"):
+                context.add_asset_metadata(own, partition_key=key)
+            elif len(keys) == 1:
+                meta = own
+    run_meta = {"run_seconds": t.seconds, "run_shards": len(keys),
+                "run_workers": resolve_workers(workers, len(keys))}
+    meta = {**(meta if len(keys) == 1 else {}), **run_meta, **corpus_totals(context, asset)}
+    bad = [k for k, c in per.items() if not c.reconciles()]
+    context.log.info(f"{asset}: {len(keys)} shard(s), {len(bad)} not reconciling {bad[:10]}")
+    checks = [counts_result(per)]
+    if upstream and store is not None:
+        checks.append(upstream_result(upstream, per, expected))
+    return MaterializeResult(metadata=meta, check_results=checks)
+
+
+def global_result(store: Store, asset: str, counts: StageCounts, outputs: list[str],
+                  metadata: dict, checks: list | None = None, digests: bool = True,
+                  partition: str | None = None) -> MaterializeResult:
+    """Result of a global asset: commit record (with the digests of ``outputs``) when the
+    counts reconcile, counts in the metadata, and the blocking counts check."""
+    from mm_assets.checks import counts_result
+    from mm_assets.core.commits import GLOBAL, uncommit, write_commit
+
+    part = partition or GLOBAL
+    if counts.reconciles():
+        write_commit(store, asset, part, counts, outputs, digests=digests)
+    else:
+        uncommit(store, asset, part)
+    return MaterializeResult(metadata={**counts.as_metadata(), **metadata},
+                             check_results=[counts_result({part: counts}), *(checks or [])])
 
 
 def corpus_totals(context, asset: str) -> dict:
@@ -111,6 +162,6 @@ def md_table(df) -> MetadataValue:
 
 def read_sharded(store: Store, asset: str):
     """Iterate samples of every ``{asset}/*.tar`` shard in order."""
-    for name in store.ls(asset, ".tar"):
-        with store.open_read(f"{asset}/{name}") as f:
+    for name in store.ls(asset, layout.TAR):
+        with store.open_read(layout.entry(asset, name)) as f:
             yield from read_samples(f)

@@ -6,12 +6,13 @@ from dagster import AutomationCondition, MaterializeResult, asset
 from mm_assets.assets._common import (
     per_shard,
     read_shard,
-    shard_rel,
     upstream_shards,
     write_shard,
 )
-from mm_assets.checks import counts_spec
+from mm_assets.checks import counts_spec, upstream_spec
 from mm_assets.config import dagster_config
+from mm_assets.core import layout, schemas
+from mm_assets.core.commits import outputs_fingerprint
 from mm_assets.core.curate.decide import CurateConfig, apply, decide
 from mm_assets.core.curate.index import build_index, decision_inputs, tables_fingerprint
 from mm_assets.core.storage import Store
@@ -23,44 +24,55 @@ CuratedConfig = dagster_config(CurateConfig, "CuratedConfig")
 
 def shard_text_flags(store: Store, shard: str) -> dict[str, set[str]]:
     """key -> text-quality flags of one shard (empty when text_quality was not materialized)."""
-    rel = f"text_quality/{shard}.parquet"
+    rel = layout.text_quality(shard)
     if not store.exists(rel):
         return {}
-    table = store.read_parquet(rel).group_by("key").agg(pl.col("flag").unique())
+    table = store.read_table(rel, FLAGS).group_by("key").agg(pl.col("flag").unique())
     return {k: set(v) for k, v in table.iter_rows()}
 
 
-TABLES = ["exact_duplicates/groups.parquet", "semdedup/scores.parquet",
-          "ppl_deciles/deciles.parquet"]
+FLAGS = schemas.subset(schemas.TEXT_QUALITY, "key", "flag")
+KEYS = schemas.subset(schemas.IMAGE_HASHES, "key")
+TABLES = [layout.EXACT_GROUPS, layout.SEMDEDUP_SCORES, layout.PPL_DECILES_TABLE]
+TABLE_SCHEMAS = [schemas.subset(schemas.EXACT_GROUPS, "key", "representative", "action"),
+                 schemas.subset(schemas.SEMDEDUP_SCORES, "key", "duplicate"),
+                 schemas.subset(schemas.PPL_DECILES, "key", "decile")]
 
 
 def shard_index(store: Store):
     """``shard -> its decision inputs`` read from the per-shard index of the global tables,
     built once per version of those tables (:mod:`mm_assets.core.curate.index`)."""
-    folder = f"curated/_index/{tables_fingerprint(store, TABLES)}"
+    fp = (outputs_fingerprint(store, ["exact_duplicates", "semdedup", "ppl_deciles"])
+          or tables_fingerprint(store, TABLES))  # content digests from the commit records
 
     def build() -> None:
         names = upstream_shards(store, "image_hashes", ".parquet")
-        key_shard = pl.concat([store.read_parquet(f"image_hashes/{s}.parquet").select(
+        key_shard = pl.concat([store.read_table(layout.image_hashes(s), KEYS).select(
             "key", pl.lit(s).alias("shard")) for s in names])
-        groups, scores, dec = (store.read_parquet(t) for t in TABLES)
+        groups, scores, dec = (store.read_table(t, s) for t, s in zip(TABLES, TABLE_SCHEMAS,
+                                                                       strict=True))
         for shard, part in build_index(key_shard, groups, scores, dec).items():
-            store.write_parquet(f"{folder}/{shard}.parquet", part)
+            store.write_table(layout.curated_index(fp, shard), part, schemas.CURATED_INDEX)
+        for old in store.ls(layout.CURATED_INDEXES):  # indexes of older table versions
+            if old != fp:
+                store.rm(layout.curated_index_dir(old))
 
     def part(shard: str):
-        rel = f"{folder}/{shard}.parquet"
+        rel = layout.curated_index(fp, shard)
         if not store.exists(rel):
             build()
         if not store.exists(rel):
             raise FileNotFoundError(f"no image_hashes for shard {shard}: materialize it first")
-        return decision_inputs(store.read_parquet(rel))
+        return decision_inputs(store.read_table(rel, schemas.CURATED_INDEX))
 
     return part
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill,
-       deps=["raw_shards", "exact_duplicates", "semdedup", "ppl_deciles", "text_quality"], group_name="curate",
-       check_specs=[counts_spec("curated")], kinds={"webdataset"},
+       deps=["raw_shards", "exact_duplicates", "semdedup", "ppl_deciles", "text_quality"],
+       group_name="curate",
+       check_specs=[counts_spec("curated"), upstream_spec("curated")],
+       kinds={"webdataset"},
        automation_condition=AutomationCondition.on_cron(CURATE_CRON))
 def curated(context, config: CuratedConfig, storage: StorageResource) -> MaterializeResult:
     """``curated/{shard}.tar`` (kept samples, with ``ppl_decile`` in metadata) and
@@ -71,16 +83,16 @@ def curated(context, config: CuratedConfig, storage: StorageResource) -> Materia
     index = shard_index(store)
 
     def run(shard: str):
-        samples = read_shard(store, "raw_shards", shard)
+        samples = read_shard(store, layout.RAW_SHARDS, shard)
         exact, semdup, deciles = index(shard)
         decisions = decide([s.key for s in samples], exact, semdup, deciles, cfg,
                            shard_text_flags(store, shard))
         kept, counts = apply(samples, decisions)
         for s in kept:
             s.metadata["ppl_decile"] = int(deciles.get(s.key, -1))
-        store.write_parquet(f"curated/{shard}.decisions.parquet", decisions)
-        write_shard(store, shard_rel("curated", shard), kept)
-        return counts, {"path": store.url(shard_rel("curated", shard)),
+        store.write_table(layout.curated_decisions(shard), decisions, schemas.CURATED_DECISIONS)
+        write_shard(store, layout.curated_shard(shard), kept)
+        return counts, {"path": store.url(layout.curated_shard(shard)),
                         "text_filters": ", ".join(cfg.text_filters)}
 
-    return per_shard(context, "curated", run)
+    return per_shard(context, "curated", run, store=store, upstream="raw_shards")

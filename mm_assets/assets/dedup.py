@@ -5,14 +5,15 @@ from dagster import AssetKey, MaterializeResult, asset
 from mm_assets.assets._common import (
     Timer,
     bar_plot,
+    global_result,
     md_table,
     per_shard,
     read_shard,
-    recorded_hashes_rel,
     upstream_shards,
 )
-from mm_assets.checks import counts_result, counts_spec
+from mm_assets.checks import counts_spec, upstream_spec
 from mm_assets.config import dagster_config
+from mm_assets.core import layout, schemas
 from mm_assets.core.dedup.exact import (
     DedupConfig,
     exact_groups,
@@ -26,20 +27,22 @@ from mm_assets.core.storage import Store
 from mm_assets.partitions import shard_backfill, shards
 from resources.storage import StorageResource
 
+EXACT_GROUPS = layout.EXACT_GROUPS
+EXACT_NEAR = layout.NEAR_GROUPS
 HashConfig = dagster_config(DedupConfig, "HashConfig", include=("max_pixels", "workers"))
 
 
 def hash_shard(shard: str, store: Store, max_pixels: int) -> tuple[StageCounts, dict]:
     """Hash table of one raw shard: the one raw_shards recorded while validating when it
     matches the shard exactly (no decode), else computed here."""
-    samples = read_shard(store, "raw_shards", shard)
-    table, reused = None, recorded_hashes_rel(shard)
-    if store.exists(reused):
+    samples = read_shard(store, layout.RAW_SHARDS, shard)
+    table, reused = None, layout.recorded_hashes(shard)
+    if store.exists(reused):  # read unchecked: a table not matching HASH_SCHEMA is recomputed
         table = reuse_recorded(store.read_parquet(reused), samples, max_pixels)
     recorded = table is not None
     if table is None:
         table = hash_samples(samples, max_pixels)
-    store.write_parquet(f"image_hashes/{shard}.parquet", table)
+    store.write_table(layout.image_hashes(shard), table, schemas.IMAGE_HASHES)
     n_text = table.filter(table["list_hash"].is_null()).height
     return StageCounts(len(samples), table.height), {
         "text_only": n_text, "images": int(table["n_images"].sum()),
@@ -47,7 +50,8 @@ def hash_shard(shard: str, store: Store, max_pixels: int) -> tuple[StageCounts, 
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill, deps=["raw_shards"],
-       group_name="dedup", check_specs=[counts_spec("image_hashes")], kinds={"parquet"})
+       group_name="dedup", check_specs=[counts_spec("image_hashes"), upstream_spec("image_hashes")],
+       kinds={"parquet"})
 def image_hashes(context, config: HashConfig, storage: StorageResource) -> MaterializeResult:
     """Per sample: xxh3-128 of each image's bytes and of its normalised pixels, pHash (and the
     pHash of the mirrored image), the hash of the ordered image list (null for text-only)
@@ -55,7 +59,7 @@ def image_hashes(context, config: HashConfig, storage: StorageResource) -> Mater
     they match the shard (same bytes, keys, text), so images are decoded once."""
     cfg = config.core()
     return per_shard(context, "image_hashes", hash_shard, storage.store(), cfg.max_pixels,
-                     workers=cfg.workers)
+                     workers=cfg.workers, upstream="raw_shards")
 
 
 ExactDupConfig = dagster_config(DedupConfig, "ExactDupConfig",
@@ -74,19 +78,21 @@ def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
 
     with Timer() as t:
         names = upstream_shards(store, "image_hashes", ".parquet")
-        hashes = pl.concat([store.read_parquet(f"image_hashes/{s}.parquet") for s in names])
+        hashes = pl.concat([store.read_table(layout.image_hashes(s), schemas.IMAGE_HASHES)
+                            for s in names])
         groups = exact_groups(hashes, cfg.policy)
         hist = group_size_histogram(groups)
-        store.write_parquet("exact_duplicates/groups.parquet", groups)
-        store.write_parquet("exact_duplicates/group_sizes.parquet", hist)
+        store.write_table(layout.EXACT_GROUPS, groups, schemas.EXACT_GROUPS)
+        store.write_table(layout.EXACT_GROUP_SIZES, hist, schemas.EXACT_GROUP_SIZES)
         near = near_duplicate_groups(hashes, cfg.phash_threshold, cfg.flip_invariant)
-        store.write_parquet("exact_duplicates/near_groups.parquet", near)
-    removed = groups.filter(pl.col("action") == "remove").height
-    counts = StageCounts(hashes.height, hashes.height - removed)
-    counts.removed["exact_duplicate"] = removed
+        store.write_table(layout.NEAR_GROUPS, near, schemas.NEAR_GROUPS)
+    removed = groups.filter(pl.col("action") == "remove").select("key")
+    # counted from the decisions: kept = read rows not removed by an exact-duplicate group
+    counts = StageCounts(hashes.height, hashes.join(removed, on="key", how="anti").height)
+    counts.removed["exact_duplicate"] = removed.height
     img = hist.filter(pl.col("kind") == "image")
-    return MaterializeResult(metadata={
-        **counts.as_metadata(), "seconds": t.seconds, "policy": cfg.policy,
+    return global_result(store, "exact_duplicates", counts, [EXACT_GROUPS, EXACT_NEAR], {
+        "seconds": t.seconds, "policy": cfg.policy,
         "shards": len(names),
         "groups": groups.select("kind", "group_id").unique().height,
         "samples_in_groups": groups.height,
@@ -98,4 +104,4 @@ def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
         "group_size_plot": bar_plot(img["group_size"].to_list(), img["n_groups"].to_list(),
                                     "image duplicate groups by size",
                                     "group size (samples sharing one image list)", "groups"),
-    }, check_results=[counts_result(counts)])
+    })

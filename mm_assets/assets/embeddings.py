@@ -7,7 +7,8 @@ import polars as pl
 from dagster import MaterializeResult, asset
 
 from mm_assets.assets._common import per_shard, read_shard, write_quarantine
-from mm_assets.checks import counts_spec
+from mm_assets.checks import counts_spec, upstream_spec
+from mm_assets.core import layout, schemas
 from mm_assets.core.records import StageCounts
 from mm_assets.core.semantic.embed_cache import (
     MAX_PIXELS,
@@ -22,7 +23,8 @@ from resources.storage import StorageResource
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill, deps=["raw_shards"],
-       group_name="semantic", check_specs=[counts_spec("embeddings")], kinds={"pytorch"},
+       group_name="semantic", check_specs=[counts_spec("embeddings"), upstream_spec("embeddings")],
+       kinds={"pytorch"},
        op_tags=GPU_TAGS, pool=GPU_POOL)
 def embeddings(context, storage: StorageResource, embedder: EmbedderResource
                ) -> MaterializeResult:
@@ -38,18 +40,17 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
     cache = ImageEmbeddingStore(store, fp, img_enc.dim)
 
     def run(shard: str):
-        samples = read_shard(store, "raw_shards", shard)
+        samples = read_shard(store, layout.RAW_SHARDS, shard)
         t0 = time.perf_counter()
         emb, cached = embed_shard_cached(samples, img_enc, txt_enc, cache, shard,
                                          embedder.batch_size, embedder.num_workers,
                                          draft=embedder.jpeg_draft)
-        base = f"embeddings/{shard}"
-        store.write_npy(f"{base}/image.npy", emb.image)
-        store.write_parquet(f"{base}/image_keys.parquet", pl.DataFrame({"key": emb.image_keys},
-                                                                       schema={"key": pl.Utf8}))
-        store.write_npy(f"{base}/text.npy", emb.text)
-        store.write_parquet(f"{base}/text_keys.parquet", pl.DataFrame({"key": emb.text_keys},
-                                                                      schema={"key": pl.Utf8}))
+        keys_schema = schemas.EMBEDDING_KEYS
+        for space, vecs, keys in (("image", emb.image, emb.image_keys),
+                                  ("text", emb.text, emb.text_keys)):
+            store.write_npy(layout.embedding_vectors(shard, space), vecs)
+            store.write_table(layout.embedding_keys(shard, space),
+                              pl.DataFrame({"key": keys}, schema=keys_schema), keys_schema)
         write_quarantine(store, "embeddings", shard, emb.quarantined)
         counts = StageCounts(len(samples), len(emb.image_keys) + len(emb.text_keys),
                              quarantined=Counter(q.reason for q in emb.quarantined))
@@ -64,4 +65,4 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
                         **cached.as_metadata(), "image_cache": store.url(cache_dir(fp)),
                         "multi_image_rule": "normalised mean of the sample's image vectors"}
 
-    return per_shard(context, "embeddings", run)
+    return per_shard(context, "embeddings", run, store=store, upstream="raw_shards")

@@ -8,12 +8,13 @@ from dagster import AutomationCondition, MaterializeResult, asset
 
 from mm_assets.assets._common import (
     Timer,
+    global_result,
     read_sharded,
-    shard_rel,
     upstream_shards,
 )
-from mm_assets.checks import counts_result, counts_spec, image_token_result, image_token_spec
+from mm_assets.checks import counts_spec, image_token_result, image_token_spec
 from mm_assets.config import dagster_config
+from mm_assets.core import layout, schemas
 from mm_assets.core.records import StageCounts
 from mm_assets.core.shards import read_samples, write_shards
 from mm_assets.core.storage import Store
@@ -26,14 +27,16 @@ from resources.storage import StorageResource
 
 SHARD_SIZE = {"shard_size": (int, 1000, "samples per output shard")}
 MergedConfig = dagster_config(MergeConfig, "MergedConfig", extra=SHARD_SIZE)
+DECISIONS = schemas.subset(schemas.CURATED_DECISIONS, "key", "status")
+HASHES = schemas.subset(schemas.IMAGE_HASHES, "key", "list_hash", "pixel_list_hash")
 
 
 def _kept_images(store: Store):
     """Per shard: kept image samples of curated with their pixel-list hash."""
     def load(shard: str) -> pl.DataFrame:
-        kept = store.read_parquet(f"curated/{shard}.decisions.parquet").filter(
+        kept = store.read_table(layout.curated_decisions(shard), DECISIONS).filter(
             pl.col("status") == "kept")["key"]
-        return store.read_parquet(f"image_hashes/{shard}.parquet").filter(
+        return store.read_table(layout.image_hashes(shard), HASHES).filter(
             pl.col("key").is_in(kept.implode()) & pl.col("list_hash").is_not_null()).select(
             "key", "pixel_list_hash")
     return load
@@ -41,7 +44,7 @@ def _kept_images(store: Store):
 
 def _curated_samples(store: Store):
     def load(shard: str):
-        with store.open_read(shard_rel("curated", shard)) as f:
+        with store.open_read(layout.curated_shard(shard)) as f:
             yield from read_samples(f)
     return load
 
@@ -70,16 +73,16 @@ def merged(context, config: MergedConfig, storage: StorageResource) -> Materiali
     problems: list[tuple[str, str]] = []
     with Timer() as t:
         stream = merged_stream(shards, _kept_images(store), _curated_samples(store), cfg, stats)
-        paths = write_shards(store, "merged", _checked(stream, problems), config.shard_size)
+        paths = write_shards(store, layout.MERGED, _checked(stream, problems),
+                             config.shard_size)
     counts = StageCounts(stats["in"], stats["passthrough"] + stats["groups"])
     counts.removed["merged_into_group"] = stats["merged_members"]
-    return MaterializeResult(metadata={
-        **counts.as_metadata(), "groups_merged": stats["groups"],
+    return global_result(store, "merged", counts, paths, {
+        "groups_merged": stats["groups"],
         "samples_written": stats["passthrough"] + stats["parts"],
         "split_parts": stats["parts"] - stats["groups"], "shards": len(paths),
         "incomplete_groups": stats["incomplete_groups"], "spool_bytes": stats["spool_bytes"],
-        "seconds": t.seconds}, check_results=[
-            counts_result(counts),
+        "seconds": t.seconds}, digests=False, checks=[
             image_token_result(stats["passthrough"] + stats["parts"], problems)])
 
 
@@ -95,15 +98,15 @@ def rephrased(context, config: RephrasedConfig, storage: StorageResource,
     store = storage.store()
     cfg = config.core()
     model = lm.rephrase_backend(cfg.max_new_tokens)  # local LM, or the endpoint when set
-    samples = list(read_sharded(store, "merged"))
+    samples = list(read_sharded(store, layout.MERGED))
     stats: dict[str, int] = {}
     with Timer() as t:
         out = rephrase_samples(samples, model.generate, model.name, cfg, store, stats)
-        paths = write_shards(store, "rephrased", out, config.shard_size)
+        paths = write_shards(store, layout.REPHRASED, out, config.shard_size)
     counts = StageCounts(len(samples), len(out))
-    return MaterializeResult(metadata={
-        **counts.as_metadata(), **{f"turns_{k}": v for k, v in sorted(stats.items())},
+    return global_result(store, "rephrased", counts, paths, {
+        **{f"turns_{k}": v for k, v in sorted(stats.items())},
         **{f"backend_{k}": v for k, v in sorted(model.stats.items())},
         "model": model.name, "template": cfg.template, "shards": len(paths),
         "samples_considered": min(len(samples), cfg.max_samples or len(samples)),
-        "seconds": t.seconds}, check_results=[counts_result(counts)])
+        "seconds": t.seconds}, digests=False)

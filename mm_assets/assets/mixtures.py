@@ -5,8 +5,9 @@ from dataclasses import asdict
 import polars as pl
 from dagster import AssetKey, MaterializeResult, MetadataValue, asset
 
-from mm_assets.assets._common import Timer, write_quarantine
-from mm_assets.checks import counts_result, counts_spec
+from mm_assets.assets._common import Timer, global_result, write_quarantine
+from mm_assets.checks import counts_spec
+from mm_assets.core import layout, schemas
 from mm_assets.core.mix.build import ASSET_DIRS, collect, write_mixture
 from mm_assets.core.mix.draw import draw, summarise, token_counter
 from mm_assets.core.mix.registry import load_recipe
@@ -44,12 +45,13 @@ def mixtures(context, storage: StorageResource) -> MaterializeResult:
     upstream materializations, digests of external sources)."""
     store, name = storage.store(), context.partition_key
     recipe, count = load_recipe(store, name), token_counter()
-    a = store.read_parquet("clusters/assignments.parquet")
+    a = store.read_table(layout.CLUSTER_ASSIGNMENTS,
+                         schemas.subset(schemas.CLUSTER_ASSIGNMENTS, "key", "space", "cluster"))
     clusters = dict(zip(a["key"], (a["space"] + ":" + a["cluster"].cast(pl.Utf8)), strict=True))
     with Timer() as t:
         found = collect(store, recipe, clusters, count)
         d = draw(list(found.cands.values()), recipe)
-        paths = write_mixture(store, recipe, f"mixtures/{name}", d, found)
+        paths = write_mixture(store, recipe, layout.mixture_dir(name), d, found)
     write_quarantine(store, "mixtures", name, found.quarantine)
     cands, counts = found.cands, found.counts
     counts.n_out = len({ck for _, ck in d.order})  # out = distinct source samples drawn
@@ -72,15 +74,15 @@ def mixtures(context, storage: StorageResource) -> MaterializeResult:
                 "samples": [{"key": k, "source_key": cands[ck].source_key,
                              **{f: getattr(cands[ck], f) for f in SAMPLE_FIELDS}}
                             for k, ck in d.order]}
-    store.write_json(f"mixtures/{name}/manifest.json", manifest)  # same recipe+data: same bytes
-    store.write_json(f"mixtures/{name}/lineage.json",
+    store.write_json(layout.mixture_manifest(name), manifest)  # same recipe+data: same bytes
+    store.write_json(layout.mixture_lineage(name),
                      {"upstream": _lineage(context, recipe, found)})
-    return MaterializeResult(metadata={
-        **counts.as_metadata(), "recipe": name, "samples_written": len(d.order),
+    return global_result(store, "mixtures", counts, paths, {
+        "recipe": name, "samples_written": len(d.order),
         "repeats": len(d.order) - counts.n_out, **dict(d.per_modality.items()),
         **{f"stratum {k}": v for k, v in d.per_stratum.items()},
         **{f"tokens_{k}": v for k, v in summary["tokens"].items()},
         "tokens_realised": d.tokens, "with_replacement": d.with_replacement,
         "summary": MetadataValue.json({"per_stratum": d.per_stratum, **summary}),
-        "shards": len(paths), "manifest": store.url(f"mixtures/{name}/manifest.json"),
-        "seconds": t.seconds}, check_results=[counts_result(counts)])
+        "shards": len(paths), "manifest": store.url(layout.mixture_manifest(name)),
+        "seconds": t.seconds}, digests=False, partition=name)

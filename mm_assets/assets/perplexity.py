@@ -6,9 +6,17 @@ import numpy as np
 import polars as pl
 from dagster import Config, MaterializeResult, asset
 
-from mm_assets.assets._common import Timer, md_table, per_shard, read_shard, upstream_shards
-from mm_assets.checks import counts_result, counts_spec
+from mm_assets.assets._common import (
+    Timer,
+    global_result,
+    md_table,
+    per_shard,
+    read_shard,
+    upstream_shards,
+)
+from mm_assets.checks import counts_spec, upstream_spec
 from mm_assets.config import dagster_config
+from mm_assets.core import layout, schemas
 from mm_assets.core.quality.ppl import PplConfig, decile_table
 from mm_assets.core.records import StageCounts
 from mm_assets.partitions import GPU_POOL, GPU_TAGS, shard_backfill, shards
@@ -16,11 +24,14 @@ from mm_assets.viz.plots import ppl_histogram
 from resources.models import LanguageModelResource
 from resources.storage import StorageResource
 
+DECILE_TABLE = layout.PPL_DECILES_TABLE
+SCORES_READ = schemas.subset(schemas.PPL_SCORES, "key", "ppl")  # ``source``: when present
 PplScoresConfig = dagster_config(PplConfig, "PplScoresConfig")
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill, deps=["raw_shards"],
-       group_name="quality", check_specs=[counts_spec("ppl_scores")], kinds={"pytorch"},
+       group_name="quality", check_specs=[counts_spec("ppl_scores"), upstream_spec("ppl_scores")],
+       kinds={"pytorch"},
        op_tags=GPU_TAGS, pool=GPU_POOL)
 def ppl_scores(context, config: PplScoresConfig, storage: StorageResource,
                lm: LanguageModelResource) -> MaterializeResult:
@@ -30,9 +41,9 @@ def ppl_scores(context, config: PplScoresConfig, storage: StorageResource,
     model = lm.ppl_scorer(cfg)
 
     def run(shard: str):
-        samples = read_shard(store, "raw_shards", shard)
+        samples = read_shard(store, layout.RAW_SHARDS, shard)
         table = model.score(samples)
-        store.write_parquet(f"ppl_scores/{shard}.parquet", table)
+        store.write_table(layout.ppl_scores(shard), table, schemas.PPL_SCORES)
         unscored = Counter(r for r in table["reason"].to_list() if r)
         tokens = int(table["n_tokens"].sum())
         return StageCounts(len(samples), table.height), {
@@ -41,7 +52,7 @@ def ppl_scores(context, config: PplScoresConfig, storage: StorageResource,
             "long_text_rule": model.long_text_rule,
             "median_ppl": float(table["ppl"].median() or float("nan"))}
 
-    return per_shard(context, "ppl_scores", run)
+    return per_shard(context, "ppl_scores", run, store=store, upstream="raw_shards")
 
 
 class PplDecilesConfig(Config):
@@ -57,20 +68,21 @@ def ppl_deciles(context, config: PplDecilesConfig, storage: StorageResource
     store = storage.store()
     with Timer() as t:
         names = upstream_shards(store, "ppl_scores", ".parquet")
-        table = pl.concat([store.read_parquet(f"ppl_scores/{s}.parquet") for s in names],
-                          how="diagonal")
+        parts = [store.read_table(layout.ppl_scores(s), SCORES_READ) for s in names]
+        n_read = sum(p.height for p in parts)
+        table = pl.concat(parts, how="diagonal")
         out, edges = decile_table(table, config.per_source)
-        store.write_parquet("ppl_deciles/deciles.parquet", out)
-        store.write_json("ppl_deciles/edges.json", edges)
+        store.write_table(DECILE_TABLE, out, schemas.PPL_DECILES)
+        store.write_json(layout.PPL_DECILE_EDGES, edges)
     deciles = out["decile"].to_numpy()
     hist = np.bincount(deciles[deciles >= 0], minlength=10)
-    counts = StageCounts(table.height, table.height)
-    return MaterializeResult(metadata={
-        **counts.as_metadata(), "edges": [round(float(e), 3) for e in edges["edges"]],
+    counts = StageCounts(n_read, out.height)  # rows read from committed shards vs written
+    return global_result(store, "ppl_deciles", counts, [DECILE_TABLE], {
+        "edges": [round(float(e), 3) for e in edges["edges"]],
         "scope": "per_source" if config.per_source else "global",
         "sources": out["source"].n_unique(),
         "unscored": int((deciles < 0).sum()), "seconds": t.seconds,
         "decile_counts": md_table(pl.DataFrame({"decile": list(range(10)),
                                                 "samples": hist.tolist()})),
         "ppl_histogram": ppl_histogram(out["ppl"].fill_null(float("nan")).to_numpy(),
-                                       edges["edges"])}, check_results=[counts_result(counts)])
+                                       edges["edges"])})

@@ -6,13 +6,12 @@ from dagster import MaterializeResult, asset
 
 from mm_assets.assets._common import (
     per_shard,
-    recorded_hashes_rel,
-    shard_rel,
     write_quarantine,
     write_shard,
 )
 from mm_assets.checks import counts_spec
 from mm_assets.config import dagster_config
+from mm_assets.core import layout, schemas
 from mm_assets.core.dedup.exact import hash_table
 from mm_assets.core.ingest.plan import read_manifest
 from mm_assets.core.ingest.rawshard import RawShardConfig, build_samples
@@ -30,9 +29,9 @@ def raw_shard(shard: str, store: Store, cfg: RawShardConfig) -> tuple[StageCount
     header, records = read_manifest(store, shard)
     quarantine: list = []
     hash_rows: list[dict] = []
-    rel = shard_rel("raw_shards", shard)
+    rel = layout.raw_shard(shard)
     n_out = write_shard(store, rel, build_samples(header, records, cfg, quarantine, hash_rows))
-    store.write_parquet(recorded_hashes_rel(shard), hash_table(hash_rows))
+    store.write_table(layout.recorded_hashes(shard), hash_table(hash_rows), schemas.IMAGE_HASHES)
     write_quarantine(store, "raw_shards", shard, quarantine)
     n_in = len(records) if header["kind"] == "records" else n_out + len(quarantine)
     counts = StageCounts(n_in, n_out, quarantined=Counter(q.reason for q in quarantine))

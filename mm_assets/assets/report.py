@@ -13,12 +13,14 @@ from dagster import (
 )
 
 from mm_assets.assets._common import Timer
+from mm_assets.browse.gallery import report_galleries
+from mm_assets.core import layout
 from mm_assets.core.report.funnel import build_funnel
 from mm_assets.core.report.render import render_html, table_rows
 from mm_assets.viz.plots import funnel_png, png_markdown
 from resources.storage import StorageResource
 
-REPORT_HTML = "reports/funnel.html"
+REPORT_HTML = layout.FUNNEL_HTML
 FUNNEL_SCHEMA = TableSchema(columns=[
     TableColumn("stage", "string"), TableColumn("figure", "string"),
     TableColumn("samples", "int"), TableColumn("meaning", "string")])
@@ -32,13 +34,16 @@ def report(context, storage: StorageResource) -> MaterializeResult:
     """The corpus funnel (records read -> quarantined -> exact / near duplicates -> SemDeDup ->
     quality filters -> curated -> merged -> each mixture), every figure summed over all
     committed partitions, with what each removal means; ``reports/funnel.html``. Same numbers
-    as ``mm-assets report``."""
+    as ``mm-assets report``. Also writes the sample galleries of
+    :data:`~mm_assets.browse.gallery.REPORT_VIEWS` (``mm-assets sample``, seed 0) under
+    ``reports/galleries/{view}/`` and links them (``gallery_{view}``)."""
     store = storage.store()
     with Timer() as t:
         funnel = build_funnel(store)
         png = funnel_png(funnel)
         page = render_html(funnel, store.root, {"the funnel as bars": png})
         store.write_bytes(REPORT_HTML, page.encode())
+        galleries = report_galleries(store)
     failed = [c for c in funnel.checks if not c.ok]
     headline = {f"corpus_{k}": v for k, v in funnel.headline().items()}
     return MaterializeResult(metadata={
@@ -47,6 +52,7 @@ def report(context, storage: StorageResource) -> MaterializeResult:
         **headline, "checks_passed": len(funnel.checks) - len(failed),
         "checks": len(funnel.checks), "funnel_plot": png_markdown(png),
         "html": MetadataValue.path(store.url(REPORT_HTML)), "seconds": t.seconds,
+        **{f"gallery_{v}": MetadataValue.path(url) for v, url in galleries.items()},
     }, check_results=[AssetCheckResult(
         check_name="funnel_reconciles", passed=not failed, severity=AssetCheckSeverity.ERROR,
         metadata={"failed": MetadataValue.json([[c.name, c.expected, c.actual]

@@ -7,12 +7,14 @@ from dagster import MaterializeResult, asset
 from mm_assets.assets._common import (
     Timer,
     bar_plot,
+    global_result,
     md_table,
     read_shard,
     upstream_shards,
 )
-from mm_assets.checks import counts_result, counts_spec
+from mm_assets.checks import counts_spec
 from mm_assets.config import dagster_config
+from mm_assets.core import layout, schemas
 from mm_assets.core.records import StageCounts
 from mm_assets.core.semantic.cluster import ClusterConfig, spherical_kmeans_blocks
 from mm_assets.core.semantic.encoders import resolve_device
@@ -25,31 +27,35 @@ from mm_assets.viz.plots import png_markdown, removal_curve_plot
 from resources.storage import StorageResource
 
 SPACES = ("image", "text")
+PHASHES = schemas.subset(schemas.IMAGE_HASHES, "key", "phashes")
+CLUSTER_TABLE = layout.CLUSTER_ASSIGNMENTS
+SCORES_TABLE = layout.SEMDEDUP_SCORES
 
 
 def space_keys(store: Store, space: str) -> tuple[list[str], int]:
     """Keys of one space in corpus order and the vector dimension (0 when empty)."""
     keys, dim = [], 0
     for shard in upstream_shards(store, "embeddings", ""):
-        base = f"embeddings/{shard}"
-        keys.extend(store.read_parquet(f"{base}/{space}_keys.parquet")["key"].to_list())
-        dim = dim or int(store.read_npy(f"{base}/{space}.npy").shape[1])
+        keys.extend(store.read_table(layout.embedding_keys(shard, space),
+                                     schemas.EMBEDDING_KEYS)["key"].to_list())
+        dim = dim or int(store.read_npy(layout.embedding_vectors(shard, space)).shape[1])
     return keys, dim
 
 
 def space_blocks(store: Store, space: str):
     """The vectors of one space, one (N_shard, D) float16 block per shard, in corpus order."""
     for shard in upstream_shards(store, "embeddings", ""):
-        yield np.asarray(store.read_npy(f"embeddings/{shard}/{space}.npy"))
+        yield np.asarray(store.read_npy(layout.embedding_vectors(shard, space)))
 
 
 def first_images(store: Store, keys: set[str]) -> dict[str, bytes]:
     """First image of each wanted key, reading only the raw shards that hold them."""
     out: dict[str, bytes] = {}
     for shard in upstream_shards(store, "embeddings", ""):
-        have = set(store.read_parquet(f"embeddings/{shard}/image_keys.parquet")["key"])
+        have = set(store.read_table(layout.embedding_keys(shard, "image"),
+                                    schemas.EMBEDDING_KEYS)["key"])
         if have & keys:
-            for s in read_shard(store, "raw_shards", shard):
+            for s in read_shard(store, layout.RAW_SHARDS, shard):
                 if s.key in keys and s.images:
                     out[s.key] = s.images[0]
     return out
@@ -84,7 +90,7 @@ def clusters(context, config: ClustersConfig, storage: StorageResource) -> Mater
             keys, dim = space_keys(store, space)
             res = spherical_kmeans_blocks(lambda sp=space: space_blocks(store, sp), len(keys),
                                           dim, cfg)
-            store.write_npy(f"clusters/centroids_{space}.npy", res.centroids)
+            store.write_npy(layout.centroids(space), res.centroids)
             frames.append(pl.DataFrame(
                 {"key": keys, "space": [space] * len(keys), "cluster": res.assign,
                  "distance": res.distance},
@@ -97,7 +103,7 @@ def clusters(context, config: ClustersConfig, storage: StorageResource) -> Mater
                     list(range(len(sizes))), list(map(int, sizes)),
                     f"{space} space: samples per cluster ({len(keys)} samples)", "cluster id")
     table = pl.concat(frames)
-    store.write_parquet("clusters/assignments.parquet", table)
+    store.write_table(CLUSTER_TABLE, table, schemas.CLUSTER_ASSIGNMENTS)
     near = (table.filter(pl.col("space") == "image").sort("distance")
             .group_by("cluster", maintain_order=True).head(config.sheet_size).sort("cluster"))
     img = table.filter(pl.col("space") == "image")
@@ -105,12 +111,12 @@ def clusters(context, config: ClustersConfig, storage: StorageResource) -> Mater
              g["key"].to_list())
             for (c,), g in near.group_by("cluster", maintain_order=True)][:24]
     if rows:
-        meta["contact_sheet"] = sheet_markdown(store, "clusters/contact_sheet_image.png", rows)
-    counts = StageCounts(table.height, table.height)
+        meta["contact_sheet"] = sheet_markdown(store, layout.CLUSTER_SHEET, rows)
+    counts = StageCounts(meta["image_points"] + meta["text_points"], table.height)
     if config.k > max(meta["image_points"], meta["text_points"]):
         meta["note"] = f"k={config.k} clamped to the number of points per space"
-    return MaterializeResult(metadata={**counts.as_metadata(), **meta, "seconds": t.seconds},
-                             check_results=[counts_result(counts)])
+    return global_result(store, "clusters", counts, [CLUSTER_TABLE],
+                         {**meta, "seconds": t.seconds})
 
 
 SemDedupAssetConfig = dagster_config(SemDedupConfig, "SemDedupAssetConfig", extra={
@@ -127,7 +133,7 @@ def load_phashes(store: Store, keys: list[str]) -> list[list[int]]:
     """
     want, got = set(keys), {}
     for shard in upstream_shards(store, "image_hashes", ".parquet"):
-        t = store.read_parquet(f"image_hashes/{shard}.parquet").select("key", "phashes")
+        t = store.read_table(layout.image_hashes(shard), PHASHES).select("key", "phashes")
         got.update((k, list(p or [])) for k, p in t.iter_rows() if k in want)
     missing = want - got.keys()
     if missing:
@@ -152,13 +158,15 @@ def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
     cluster as float32 per worker."""
     store = storage.store()
     cfg = config.core()
-    assign = store.read_parquet("clusters/assignments.parquet")
-    groups = store.read_parquet("exact_duplicates/groups.parquet")
+    assign = store.read_table(CLUSTER_TABLE, schemas.CLUSTER_ASSIGNMENTS)
+    groups = store.read_table(layout.EXACT_GROUPS,
+                              schemas.subset(schemas.EXACT_GROUPS, "key", "is_representative"))
     non_rep = set(groups.filter(~pl.col("is_representative"))["key"].to_list())
-    frames, meta = [], {}
+    frames, meta, n_read = [], {}, 0
     with Timer() as t:
         for space in SPACES:
             keys, dim = space_keys(store, space)
+            n_read += len(keys)
             a = assign.filter(pl.col("space") == space)
             if a["key"].to_list() != keys:
                 raise ValueError(f"clusters are stale for space {space}: re-materialize clusters")
@@ -181,23 +189,24 @@ def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
                 meta[f"{space}_removal_curve"] = removal_curve_plot(res.scores, res.epsilon,
                                                                        space)
     table = pl.concat(frames)
-    store.write_parquet("semdedup/scores.parquet", table)
+    store.write_table(SCORES_TABLE, table, schemas.SEMDEDUP_SCORES)
     pairs = table.filter(pl.col("duplicate") & (pl.col("space") == "image")).sort(
         "score", descending=True).head(12)
     if pairs.height:
-        meta["example_pairs"] = sheet_markdown(store, "semdedup/example_pairs.png", [
+        meta["example_pairs"] = sheet_markdown(store, layout.SEMDEDUP_PAIRS, [
             ((f"cluster {r['cluster']}, cos {r['score']:.3f}\nleft kept: {r['partner']}\n"
               f"right removed: {r['key']}"), [r["partner"], r["key"]])
             for r in pairs.iter_rows(named=True)], thumb=250, label_width=300)
     n_dup, n_uniq = int(table["duplicate"].sum()), int(table["unique"].sum())
-    counts = StageCounts(table.height, n_uniq - n_dup)
-    counts.removed["semdedup"], counts.removed["exact_duplicate"] = n_dup, table.height - n_uniq
+    # counted from the decisions: kept = unique and not a SemDeDup duplicate
+    counts = StageCounts(n_read, table.filter(pl.col("unique") & ~pl.col("duplicate")).height)
+    counts.removed["semdedup"] = int((table["unique"] & table["duplicate"]).sum())
+    counts.removed["exact_duplicate"] = int((~table["unique"]).sum())
     per_cluster = table.filter(pl.col("unique")).group_by("space", "cluster").agg(
         pl.len().alias("unique"), pl.col("duplicate").sum().alias("removed")).sort(
         "removed", descending=True).head(15)
-    return MaterializeResult(metadata={
-        **counts.as_metadata(), **meta, "unique_samples": n_uniq,
+    return global_result(store, "semdedup", counts, [SCORES_TABLE], {
+        **meta, "unique_samples": n_uniq,
         "fraction_removed_of_unique": n_dup / max(1, n_uniq), "per_cluster": md_table(per_cluster),
         "target_fraction": config.target_fraction, "ranking": cfg.ranking,
-        "boundary": "duplicate when score >= 1 - epsilon", "seconds": t.seconds},
-        check_results=[counts_result(counts)])
+        "boundary": "duplicate when score >= 1 - epsilon", "seconds": t.seconds})

@@ -1,65 +1,43 @@
-"""Storage paths the browser reads (the names mirror ``mm_assets.core.layout``; to be replaced
-by it once it lands)."""
+"""Storage paths the browser reads, from :mod:`mm_assets.core.layout` (its owner): per-shard
+paths and listings as there, global tables as zero-argument functions (``REQUIRES`` in
+:mod:`mm_assets.browse.select` holds them unevaluated)."""
 
 from __future__ import annotations
 
-
-def raw_shard(shard: str) -> str:
-    return f"raw_shards/{shard}.tar"
-
-
-def image_hashes(shard: str) -> str:
-    return f"image_hashes/{shard}.parquet"
-
-
-def ppl_scores(shard: str) -> str:
-    return f"ppl_scores/{shard}.parquet"
-
-
-def curated_decisions(shard: str) -> str:
-    return f"curated/{shard}.decisions.parquet"
+from mm_assets.core import layout as _core
+from mm_assets.core.layout import (  # noqa: F401  (re-exported)
+    curated_decision_files,
+    curated_decisions,
+    image_hashes,
+    ppl_scores,
+    quarantine_files,
+    raw_shard,
+    raw_shard_ids,
+    text_quality,
+)
 
 
-def quarantine_dir(stage: str) -> str:
-    return f"quarantine/{stage}"
+def text_quality_files(store) -> list[tuple[str, str]]:
+    """``(shard, path)`` of every text_quality table."""
+    return [(s, text_quality(s)) for s in _core.shard_ids(store, _core.TEXT_QUALITY,
+                                                         _core.PARQUET)]
 
 
 def exact_groups() -> str:
-    return "exact_duplicates/groups.parquet"
+    return _core.EXACT_GROUPS
 
 
 def near_groups() -> str:
-    return "exact_duplicates/near_groups.parquet"
+    return _core.NEAR_GROUPS
 
 
 def cluster_assignments() -> str:
-    return "clusters/assignments.parquet"
+    return _core.CLUSTER_ASSIGNMENTS
 
 
 def semdedup_scores() -> str:
-    return "semdedup/scores.parquet"
+    return _core.SEMDEDUP_SCORES
 
 
 def ppl_deciles() -> str:
-    return "ppl_deciles/deciles.parquet"
-
-
-def galleries_dir(asset: str) -> str:
-    return f"galleries/{asset}"
-
-
-def raw_shard_ids(store) -> list[str]:
-    """Shard ids with a raw shard tar, sorted."""
-    return [n[: -len(".tar")] for n in store.ls("raw_shards", ".tar")]
-
-
-def curated_decision_files(store) -> list[tuple[str, str]]:
-    """``(shard, path)`` of every curated decision table."""
-    suffix = ".decisions.parquet"
-    return [(n[: -len(suffix)], f"curated/{n}") for n in store.ls("curated", suffix)]
-
-
-def quarantine_files(store) -> list[tuple[str, str]]:
-    """``(shard, path)`` of every quarantine table of every stage."""
-    return [(n[: -len(".parquet")], f"quarantine/{st}/{n}") for st in store.ls("quarantine")
-            for n in store.ls(f"quarantine/{st}", ".parquet")]
+    return _core.PPL_DECILES_TABLE

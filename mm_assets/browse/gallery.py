@@ -17,7 +17,8 @@ import polars as pl
 from mm_assets.browse import _layout as layout
 from mm_assets.browse.enrich import DECISION_SCHEMA, decisions
 from mm_assets.browse.fetch import tar_keys, tar_samples, thumbnail
-from mm_assets.browse.render import render_html
+from mm_assets.browse.flags import SPAN_FIELDS, card_flags, flag_rates
+from mm_assets.browse.render import render_flag_rates, render_html
 from mm_assets.browse.select import SampleSpec, select
 from mm_assets.browse.tables import key_tables, rows_for_keys
 from mm_assets.core.records import Sample
@@ -119,9 +120,13 @@ def build_gallery(store: Store, spec: SampleSpec, out: Store, title: str = "",
     extra = locate(store, extra, None)
     samples = fetch_all(store, pl.concat([rows.select("key", "shard"), extra]))
     thumbs = _thumbs(out, samples)
-    cards = [_card(r, samples.get(r["key"]), thumbs, store) for r in rows.iter_rows(named=True)]
+    flags = card_flags(store, rows)
+    cards = [_card(r, samples.get(r["key"]), thumbs, store, flags)
+             for r in rows.iter_rows(named=True)]
+    rates = (render_flag_rates(flag_rates(store, spec.shards), spec.flag)
+             if spec.view == "flagged" else "")
     html = render_html(cards, title or f"mm-assets sample · {spec.describe()}", spec.describe(),
-                       sel.counts, sel.sections_left_out, store.root)
+                       sel.counts, sel.sections_left_out, store.root, rates)
     out.write_bytes("index.html", html.encode())
     pq_url = None
     if parquet:
@@ -132,7 +137,8 @@ def build_gallery(store: Store, spec: SampleSpec, out: Store, title: str = "",
                          len({c["shard"] for c in cards if c["shard"]}), sel.counts)
 
 
-def _card(row: dict, s: Sample | None, thumbs: dict, store: Store) -> dict:
+def _card(row: dict, s: Sample | None, thumbs: dict, store: Store,
+          flags: dict[str, list[dict]] | None = None) -> dict:
     shard = row["shard"]
     card = dict(row)
     card["in_shard"] = s is not None
@@ -142,6 +148,7 @@ def _card(row: dict, s: Sample | None, thumbs: dict, store: Store) -> dict:
     card["source"] = s.source if s else ""
     card["conversations"] = s.conversations if s else []
     card["images"] = thumbs.get(row["key"], [])
+    card["text_flags"] = (flags or {}).get(row["key"], [])
     partner = row.get("sem_partner")
     card["partner_images"] = thumbs.get(partner, []) if partner else []
     return card
@@ -150,6 +157,7 @@ def _card(row: dict, s: Sample | None, thumbs: dict, store: Store) -> dict:
 PARQUET_SCHEMA = {"section": pl.Utf8, "key": pl.Utf8, "shard": pl.Utf8, "location": pl.Utf8,
                   "input_location": pl.Utf8, "source": pl.Utf8, "n_images": pl.Int64,
                   "thumbs": pl.List(pl.Utf8), "conversations": pl.Utf8, "text": pl.Utf8,
+                  "text_flags": pl.List(pl.Struct(SPAN_FIELDS)),
                   **DECISION_SCHEMA}
 
 
@@ -159,8 +167,34 @@ def _parquet(cards: list[dict]) -> bytes:
              "input_location": c["input_location"], "source": c["source"],
              "n_images": len(c["images"]), "thumbs": [i["src"] for i in c["images"]],
              "conversations": json.dumps(c["conversations"], ensure_ascii=False),
-             "text": "\n".join(t.get("value", "") for t in c["conversations"])} for c in cards]
+             "text": "\n".join(t.get("value", "") for t in c["conversations"]),
+             "text_flags": c.get("text_flags", [])} for c in cards]
     buf = io.BytesIO()
     pl.DataFrame(rows, schema=PARQUET_SCHEMA).write_parquet(buf, compression="zstd",
                                                             statistics=False)
     return buf.getvalue()
+
+
+#: views the report asset writes at every materialization: (view, samples per section)
+REPORT_VIEWS = (("unique", 24), ("removed", 6), ("cluster", 6), ("flagged", 6))
+
+
+def report_galleries(store: Store, seed: int = 0) -> dict[str, str]:
+    """Write the :data:`REPORT_VIEWS` galleries under ``reports/galleries/{view}/``.
+
+    Returns:
+        view -> URL of its ``index.html``; a view whose tables are not materialized (or that
+        selects nothing) is left out.
+    """
+    from mm_assets.core.layout import report_gallery
+
+    out: dict[str, str] = {}
+    for view, n in REPORT_VIEWS:
+        try:
+            res = build_gallery(store, SampleSpec(view=view, n=n, seed=seed, max_sections=24),
+                                store.sub(report_gallery(view)))
+        except (FileNotFoundError, ValueError):
+            continue
+        if res.cards:
+            out[view] = res.index
+    return out

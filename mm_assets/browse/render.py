@@ -23,7 +23,7 @@ overflow:hidden;display:flex;flex-direction:column;box-shadow:0 1px 2px rgba(0,0
 .card.rep{border:2px solid #2563eb}.imgs{background:#111827;display:flex;gap:2px;
 justify-content:center;align-items:center;height:220px}.imgs img{max-height:220px;
 max-width:100%;object-fit:contain;flex:1 1 0;min-width:0}.imgs.multi img{max-width:50%}
-.noimg{height:64px;background:#e5e7eb;color:#6b7280;display:flex;align-items:center;
+.noimg{height:34px;background:#e5e7eb;color:#6b7280;display:flex;align-items:center;
 justify-content:center;font-size:12px;letter-spacing:.04em;text-transform:uppercase}
 .body{padding:10px 12px;display:flex;flex-direction:column;gap:6px}
 .key{font:12px ui-monospace,monospace;word-break:break-all;color:#111827;font-weight:600}
@@ -43,9 +43,20 @@ letter-spacing:.05em;margin-right:6px}.role.human{color:#2563eb}.role.gpt{color:
 .role.system{color:#7c3aed}.sheet{display:flex;flex-wrap:wrap;gap:3px;background:#111827;
 padding:6px;border-radius:8px;margin-bottom:10px}.sheet img{height:110px;width:110px;
 object-fit:cover;border-radius:3px}
+.b.flag{background:#fef3c7;border-color:#fcd34d;color:#78350f}
+mark{background:#fde68a;color:inherit;border-radius:2px;box-shadow:0 0 0 1px #f59e0b}
+.rates{background:#fff;border-bottom:1px solid #e5e7eb;padding:10px 24px;overflow-x:auto}
+.rates h2{font-size:14px;margin:0 0 6px}.rates table{border-collapse:collapse;font-size:12px}
+.rates th,.rates td{border:1px solid #e5e7eb;padding:3px 8px;text-align:right;
+white-space:nowrap}.rates th:first-child,.rates td:first-child{text-align:left}
+.rates th{background:#f9fafb;font-weight:600}.rates .sel{background:#fef3c7}
 """
 
 GROUP_VIEWS = ("exact", "near-duplicate")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _b(text: str, cls: str = "") -> str:
@@ -79,6 +90,8 @@ def _decisions(c: dict) -> list[tuple[str, str]]:
     if c.get("ppl") is not None or c.get("decile") is not None:
         ppl = "unscored" if c.get("ppl") is None else f"{c['ppl']:.2f}"
         d.append(("perplexity", escape(f"{ppl} · decile {c.get('decile')}")))
+    if c.get("text_flags"):
+        d.append(("text flags", "<br>".join(escape(_flag_text(f)) for f in c["text_flags"])))
     if c.get("q_stage"):
         d.append(("quarantine", escape(f"{c['q_stage']}: {c['q_reason']} — {c['q_error']}")))
     d.append(("source", escape(c.get("source") or "")))
@@ -86,6 +99,40 @@ def _decisions(c: dict) -> list[tuple[str, str]]:
     if c.get("input_location"):
         d.append(("input", f'<span class="mono">{escape(c["input_location"])}</span>'))
     return d
+
+
+def _flag_text(f: dict) -> str:
+    where = "whole sample" if f["turn"] < 0 else f"turn {f['turn']}"
+    span = f", chars {f['start']}–{f['end']}" if f["end"] > f["start"] else ""
+    return f"{f['flag']} (score {f['score']:g}; {where}{span})"
+
+
+def highlight(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """``text`` HTML-escaped with each ``(start, end, label)`` character span wrapped in
+    ``<mark title=label>``; overlapping spans merge, spans are clipped to the text."""
+    merged: list[list] = []
+    for a, b, label in sorted((max(0, a), min(len(text), b), lab) for a, b, lab in spans):
+        if b <= a:
+            continue
+        if merged and a < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+            merged[-1][2] += [label] if label not in merged[-1][2] else []
+        else:
+            merged.append([a, b, [label]])
+    out, pos = [], 0
+    for a, b, labels in merged:
+        out.append(escape(text[pos:a]))
+        out.append(f'<mark title="{escape(", ".join(labels))}">{escape(text[a:b])}</mark>')
+        pos = b
+    out.append(escape(text[pos:]))
+    return "".join(out)
+
+
+def _turn(i: int, t: dict, flags: list[dict]) -> str:
+    role = escape(str(t.get("from", "")))
+    spans = [(f["start"], f["end"], f["flag"]) for f in flags if f["turn"] == i]
+    return (f'<p class="turn"><span class="role {role}">{role}</span>'
+            f'{highlight(str(t.get("value", "")), spans)}</p>')
 
 
 def _semdedup_text(c: dict) -> str:
@@ -133,10 +180,9 @@ def render_card(c: dict) -> str:
         partner = (f'<div class="partner">{ptag}<span>SemDeDup partner '
                    f'<span class="mono">{escape(c["sem_partner"])}</span> '
                    f'cos {c["sem_score"]:.4f}</span></div>')
-    turns = "".join(
-        f'<p class="turn"><span class="role {escape(str(t.get("from", "")))}">'
-        f'{escape(str(t.get("from", "")))}</span>{escape(str(t.get("value", "")))}</p>'
-        for t in c["conversations"])
+    flags = c.get("text_flags") or []
+    badges += [_b(f"flag: {f}", "flag") for f in dict.fromkeys(f["flag"] for f in flags)]
+    turns = "".join(_turn(i, t, flags) for i, t in enumerate(c["conversations"]))
     conv = f'<div class="conv">{turns}</div>' if turns else ""
     rep = " rep" if c.get("exact_representative") == c["key"] else ""
     return (f'<article class="card{rep}" data-key="{escape(c["key"])}">{_images(c)}'
@@ -159,8 +205,9 @@ def _section_note(title: str, cards: list[dict], counts: dict[str, int]) -> str:
 
 
 def render_html(cards: list[dict], title: str, spec: str, counts: dict[str, int],
-                sections_left_out: int, root: str) -> str:
-    """The gallery page for ``cards`` (dicts from ``gallery._card``), grouped by section."""
+                sections_left_out: int, root: str, top: str = "") -> str:
+    """The gallery page for ``cards`` (dicts from ``gallery._card``), grouped by section;
+    ``top``: HTML shown under the header (the flag rates of the ``flagged`` view)."""
     by_sec: dict[str, list[dict]] = defaultdict(list)
     for c in cards:
         by_sec[c["section"]].append(c)
@@ -181,10 +228,43 @@ def render_html(cards: list[dict], title: str, spec: str, counts: dict[str, int]
                     + "".join(render_card(c) for c in cs) + "</div></section>")
     extra = f" · {sections_left_out} more sections not shown" if sections_left_out else ""
     groups = f" · {group_counts:,} groups in total" if group_counts is not None else ""
+    h1 = title[: -len(spec)].rstrip(" ·") if title.endswith(spec) and title != spec else title
     return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
-            f"<header><h1>{escape(title)}</h1><div class=spec>{escape(spec)} · "
-            f"{len(cards)} samples in {len(by_sec)} sections{groups}{extra} · root "
-            f"{escape(root)}</div></header><nav>{''.join(nav)}</nav><main>"
+            f"<header><h1>{escape(h1)}</h1><div class=spec>{escape(spec)} · "
+            f"{_plural(len(cards), 'sample')} in {_plural(len(by_sec), 'section')}{groups}"
+            f"{extra} · root "
+            f"{escape(root)}</div></header>{top}<nav>{''.join(nav)}</nav><main>"
             + ("".join(body) or '<p class="note">No sample matches.</p>')
             + "</main></body></html>")
+
+
+def render_flag_rates(rates, selected: str | None = None) -> str:
+    """The table of text-quality flag rates per source (rows: sources and all; columns: samples
+    and, per flag present, flagged samples and their share) from
+    :func:`mm_assets.browse.flags.flag_rates`; the ``selected`` flag's column is highlighted."""
+    flags = [f for f in dict.fromkeys(rates["flag"].drop_nulls().to_list())]
+    sources = list(dict.fromkeys(rates["source"].to_list()))
+    samples = {s: n for s, n in zip(rates["source"], rates["samples"], strict=True)}
+    got = {(s, f): n for s, f, n in rates.select("source", "flag", "flagged").iter_rows()}
+    total = None if any(samples[s] is None for s in sources) else sum(samples.values())
+
+    def cell(n: int, of: int | None, sel: bool) -> str:
+        share = f" ({n / of:.1%})" if of else ""
+        return f'<td{" class=sel" if sel else ""}>{n:,}{share}</td>'
+
+    head = "".join(f'<th{" class=sel" if f == selected else ""}>{escape(f)}</th>' for f in flags)
+    body = []
+    for label, of, counts in [(s, samples[s], {f: got.get((s, f), 0) for f in flags})
+                              for s in sources] + [
+            ("all sources", total, {f: sum(got.get((s, f), 0) for s in sources)
+                                    for f in flags})]:
+        n = "?" if of is None else f"{of:,}"
+        body.append(f"<tr><td>{escape(str(label))}</td><td>{n}</td>"
+                    + "".join(cell(counts[f], of, f == selected) for f in flags) + "</tr>")
+    if not flags:
+        return ('<div class="rates"><h2>Text-quality flag rates per source</h2>'
+                '<p class="note">No sample is flagged.</p></div>')
+    return ('<div class="rates"><h2>Text-quality flag rates per source (samples flagged, share '
+            'of the source\'s samples)</h2><table><tr><th>source</th><th>samples</th>'
+            f'{head}</tr>{"".join(body)}</table></div>')

@@ -5,7 +5,9 @@ batches, keeps the rows that pass the filters, and keeps per section the ``n`` r
 smallest ``hash(key, seed)`` (bottom-k sampling: a uniform sample without replacement that does
 not depend on file order; the same seed and polars version give the same sample). Memory is
 ``n × sections`` rows plus one batch; a filter whose column the driver lacks (``--cluster`` on
-the ``removed`` view, say) is a key set read from its own table, O(matching keys).
+the ``removed`` view, say) is a key set read from its own table, O(matching keys). The
+``flagged`` view and the ``flag`` filter read only the per-shard ``text_quality`` tables
+(:mod:`mm_assets.browse.flags`).
 """
 
 from __future__ import annotations
@@ -17,18 +19,21 @@ from typing import Literal, get_args
 import polars as pl
 
 from mm_assets.browse import _layout as layout
+from mm_assets.browse.flags import FLAG_RANK, flag_tables, flagged_frames
 from mm_assets.browse.tables import SectionTopK, iter_frames, key_tables, one_table, rows_for_keys
+from mm_assets.core.quality.text_flags import FLAGS
 from mm_assets.core.storage import Store
 
 View = Literal["all", "kept", "unique", "removed", "cluster", "decile", "exact-groups",
-               "near-groups"]
+               "near-groups", "flagged"]
 VIEWS: tuple[str, ...] = get_args(View)
 ASSET_VIEWS = {"raw_shards": "all", "image_hashes": "all", "curated": "kept",
                "semdedup": "unique", "embeddings": "cluster", "clusters": "cluster",
                "ppl_scores": "decile", "ppl_deciles": "decile",
-               "exact_duplicates": "exact-groups", "quarantine": "removed"}
+               "exact_duplicates": "exact-groups", "quarantine": "removed",
+               "text_quality": "flagged"}
 DEFAULT_N = {"all": 48, "kept": 48, "unique": 48, "removed": 12, "cluster": 12, "decile": 4,
-             "exact-groups": 12, "near-groups": 12}
+             "exact-groups": 12, "near-groups": 12, "flagged": 12}
 MAX_MEMBERS = 8  # samples shown per duplicate group
 
 
@@ -41,8 +46,9 @@ class SampleSpec:
         n: samples per section (groups for the group views; for ``decile``: lowest and highest
             each); None = :data:`DEFAULT_N` of the view.
         seed: sampling seed.
-        reason, cluster, space, decile, source: filters (None = any). ``space`` is ``image``
-            or ``text`` (cluster ids are per space).
+        reason, cluster, space, decile, source, flag: filters (None = any). ``space`` is
+            ``image`` or ``text`` (cluster ids are per space); ``flag`` a text-quality flag
+            (:data:`~mm_assets.core.quality.text_flags.FLAGS`).
         shards: only samples of these raw shards (None = all).
         max_sections: sections shown at most (clusters, reasons, groups are sections).
     """
@@ -55,6 +61,7 @@ class SampleSpec:
     space: str | None = None
     decile: int | None = None
     source: str | None = None
+    flag: str | None = None
     shards: tuple[str, ...] | None = None
     max_sections: int = 64
 
@@ -67,6 +74,8 @@ class SampleSpec:
             raise ValueError(f"space must be image or text, got {self.space!r}")
         if self.decile is not None and not -1 <= self.decile <= 9:
             raise ValueError(f"decile must be in -1..9, got {self.decile}")
+        if self.flag is not None and self.flag not in FLAGS:
+            raise ValueError(f"flag must be one of {', '.join(FLAGS)}; got {self.flag!r}")
 
     @property
     def per_section(self) -> int:
@@ -75,19 +84,22 @@ class SampleSpec:
     def describe(self) -> str:
         """``view=removed reason=semdedup seed=0 n=12`` (what the gallery header shows)."""
         parts = [f"view={self.view}"] + [f"{k}={getattr(self, k)}" for k in (
-            "reason", "cluster", "space", "decile", "source") if getattr(self, k) is not None]
+            "reason", "cluster", "space", "decile", "source", "flag")
+            if getattr(self, k) is not None]
         return " ".join(parts + [f"seed={self.seed}", f"n={self.per_section}"])
 
 
 def spec_for_asset(asset: str, view: str | None = None, **kw) -> SampleSpec:
     """The spec of ``mm-assets sample --asset ASSET [--view V] ...``: the asset's default view
-    (:data:`ASSET_VIEWS`; ``removed`` when a reason is given).
+    (:data:`ASSET_VIEWS`; ``removed`` when a reason is given, ``flagged`` when a flag is).
 
     Raises:
         ValueError: unknown asset or view (message lists the known ones).
     """
     if asset not in ASSET_VIEWS:
         raise ValueError(f"no sample view for asset {asset!r}; known: {', '.join(ASSET_VIEWS)}")
+    if not view and kw.get("flag"):
+        view = "flagged"
     if not view:
         view = "removed" if kw.get("reason") and asset not in ("exact_duplicates",) else \
             ASSET_VIEWS[asset]
@@ -173,13 +185,18 @@ def _driver(store: Store, spec: SampleSpec) -> Iterator[pl.DataFrame]:
                 out = _label(df, pl.format("decile {} · {} perplexity", "decile", pl.lit(side)),
                              pl.col("decile") * 2 + (sign < 0), seed)
                 yield out.with_columns((pl.col("ppl").fill_null(0.0) * sign).alias("_order"))
+    elif v == "flagged":
+        for df in flagged_frames(store, spec.shards):
+            rank = pl.col("flag").replace_strict(FLAG_RANK, default=99.0,
+                                                 return_dtype=pl.Float64)
+            yield _label(df, pl.format("text flag: {}", "flag"), rank, seed)
 
 
 def _filters(store: Store, spec: SampleSpec, columns: list[str]) -> tuple[list[pl.Expr],
                                                                          pl.Series | None]:
     """Filter expressions on the driver's own columns, and the key set of the others."""
     wanted = {"cluster": spec.cluster, "space": spec.space, "decile": spec.decile,
-              "source": spec.source, "reason": spec.reason}
+              "source": spec.source, "reason": spec.reason, "flag": spec.flag}
     exprs, sets = [], []
     for col, val in wanted.items():
         if val is None:
@@ -199,6 +216,9 @@ def _filters(store: Store, spec: SampleSpec, columns: list[str]) -> tuple[list[p
                       else key_tables(store, spec.shards))
             sets.append(("source", _keys(store, tables, [pl.col("source") == val],
                                          ["key", "source"])))
+        elif col == "flag":
+            sets.append(("flag", _keys(store, flag_tables(store, spec.shards),
+                                       [pl.col("flag") == val], ["key", "flag"]).unique()))
         elif col == "reason":
             frames = list(_removed_frames(store, spec))
             sets.append(("reason", pl.concat([f.select("key") for f in frames])["key"]
@@ -229,7 +249,8 @@ DRIVER_COLUMNS = {
     "decile": ["key", "ppl", "decile", "source"],
     "exact-groups": ["key", "kind", "group_id", "group_size", "representative",
                      "is_representative", "action"],
-    "near-groups": ["key", "near_group", "near_group_size"]}
+    "near-groups": ["key", "near_group", "near_group_size"],
+    "flagged": ["key", "source", "flag", "shard"]}
 
 
 def _restrict(df: pl.DataFrame, exprs: list[pl.Expr], keyset: pl.Series | None,
@@ -263,14 +284,16 @@ REQUIRES = {"kept": ("curated", None), "unique": ("semdedup", layout.semdedup_sc
             "cluster": ("clusters", layout.cluster_assignments),
             "decile": ("ppl_deciles", layout.ppl_deciles),
             "exact-groups": ("exact_duplicates", layout.exact_groups),
-            "near-groups": ("exact_duplicates", layout.near_groups)}
+            "near-groups": ("exact_duplicates", layout.near_groups),
+            "flagged": ("text_quality", None)}
+LISTED = {"kept": layout.curated_decision_files, "flagged": layout.text_quality_files}
 
 
 def _require(store: Store, view: str) -> None:
     asset, rel = REQUIRES.get(view, (None, None))
     if asset is None:
         return
-    if (rel is None and not layout.curated_decision_files(store)) or (
+    if (rel is None and not LISTED[view](store)) or (
             rel is not None and not store.exists(rel())):
         raise FileNotFoundError(f"view {view} needs the {asset} asset, not materialized under "
                                 f"{store.root}: run `mm-assets run --select {asset}` first")

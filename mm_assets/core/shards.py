@@ -15,6 +15,7 @@ from typing import IO
 
 import webdataset as wds
 
+from mm_assets.core import layout
 from mm_assets.core.records import Sample
 
 
@@ -137,7 +138,7 @@ class ShardSink:
         self._n = self._bytes = 0
 
     def _open(self) -> None:
-        rel = f"{self.prefix}/{len(self.paths):05d}.tar"
+        rel = layout.numbered_tar(self.prefix, len(self.paths))
         self._stack = contextlib.ExitStack()
         f = self._stack.enter_context(self.store.open_write(rel))
         self._writer = wds.TarWriter(f, mtime=0, user="mm", group="mm", encoder=False)
@@ -184,6 +185,6 @@ def write_shards(store, prefix: str, samples: Iterable[Sample], max_samples: int
         for s in samples:
             sink.add(s)
     for name in store.ls(prefix, ".tar"):
-        if f"{prefix}/{name}" not in sink.paths:
-            store.rm(f"{prefix}/{name}")
+        if layout.entry(prefix, name) not in sink.paths:
+            store.rm(layout.entry(prefix, name))
     return sink.paths

@@ -23,6 +23,8 @@ import fsspec
 import numpy as np
 import polars as pl
 
+from mm_assets.core.schemas import Schema, check_schema
+
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"})
 
 
@@ -53,6 +55,14 @@ class Store:
         self.protocols = _protocols(self.fs)
         self.is_local = "file" in self.protocols or "local" in self.protocols
         self.is_object_store = bool(OBJECT_STORES & set(self.protocols))
+
+    def sub(self, rel: str) -> Store:
+        """A Store rooted at ``rel`` under this root, on the same filesystem and options."""
+        s = object.__new__(Store)
+        s.root, s.fs, s.base = self.url(rel), self.fs, self.path(rel)
+        s.protocols, s.is_local = self.protocols, self.is_local
+        s.is_object_store = self.is_object_store
+        return s
 
     def __repr__(self) -> str:
         return f"Store({self.root!r})"
@@ -147,6 +157,27 @@ class Store:
 
     def read_parquet(self, rel: str) -> pl.DataFrame:
         return pl.read_parquet(io.BytesIO(self.read_bytes(rel)))
+
+    def write_table(self, rel: str, df: pl.DataFrame, schema: Schema) -> None:
+        """:meth:`write_parquet` of a hand-off table that must be exactly ``schema``
+        (columns, order, dtypes; :mod:`mm_assets.core.schemas`).
+
+        Raises:
+            SchemaError: names this file's URL and the column; nothing is written.
+        """
+        check_schema(schema, df.schema, self.url(rel), exact=True)
+        self.write_parquet(rel, df)
+
+    def read_table(self, rel: str, schema: Schema) -> pl.DataFrame:
+        """:meth:`read_parquet` of a hand-off table holding every column of ``schema`` with
+        its dtype (extra columns are allowed and returned).
+
+        Raises:
+            SchemaError: names this file's URL and the column.
+        """
+        df = self.read_parquet(rel)
+        check_schema(schema, df.schema, self.url(rel))
+        return df
 
     def parquet_rows(self, rel: str) -> int:
         """Row count of a Parquet table from its footer (no column is read; any fsspec root)."""

@@ -5,6 +5,7 @@ import base64
 import html
 import os
 import re
+from pathlib import Path
 
 import polars as pl
 from chromium import artifacts_dir, chromium_page
@@ -148,3 +149,17 @@ def test_funnel_table_and_plots_in_the_dagster_ui(graph, tmp_path):
         assert img.evaluate("e => e.naturalWidth") >= 800
         assert img.evaluate("e => e.getBoundingClientRect().width") >= 800
         page.screenshot(path=str(art / "ui_ppl_histogram_dialog.png"))
+
+
+def test_report_writes_and_links_sample_galleries(graph):
+    """The report asset writes the galleries of REPORT_VIEWS at every materialization and links
+    them from its metadata; the unique view shows samples SemDeDup and exact dedup kept."""
+    md = graph["instance"].get_latest_materialization_event(
+        AssetKey("report")).asset_materialization.metadata
+    links = {k: v.value for k, v in md.items() if k.startswith("gallery_")}
+    assert {"gallery_unique", "gallery_removed"} <= set(links), sorted(md)
+    page = Path(links["gallery_unique"]).read_text()
+    cards = re.findall(r'<article class="card', page)
+    assert 0 < len(cards) <= 24
+    removed = Path(links["gallery_removed"]).read_text()
+    assert "removed: exact_duplicate" in removed or "removed: semdedup" in removed

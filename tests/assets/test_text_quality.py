@@ -55,7 +55,7 @@ def _graph(tmp_path, curated_config=None):
         store.write_parquet("semdedup/scores.parquet", pl.DataFrame(
             {"key": keys, "duplicate": [False] * len(keys)}))
         store.write_parquet("ppl_deciles/deciles.parquet", pl.DataFrame(
-            {"key": keys, "decile": [-1] * len(keys)}, schema={"key": pl.Utf8, "decile": pl.Int64}))
+            {"key": keys, "decile": [-1] * len(keys)}, schema={"key": pl.Utf8, "decile": pl.Int16}))
         run_config = {"ops": {"curated": {"config": curated_config}}} if curated_config else None
         res = materialize(ALL_ASSETS, selection=["curated"], partition_key=shard,
                           instance=instance, resources=resources, run_config=run_config)

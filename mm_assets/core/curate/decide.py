@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from mm_assets.core import schemas
 from mm_assets.core.quality.text_flags import DEFAULT_FILTERS, FLAGS
 from mm_assets.core.records import Sample, StageCounts
 
@@ -74,7 +75,7 @@ def decide(keys: list[str], exact: pl.DataFrame, semdup: set[str], deciles: dict
             elif not cfg.min_decile <= d <= cfg.max_decile:
                 reason = "ppl_out_of_range"
         rows.append({"key": k, "status": "removed" if reason else "kept", "reason": reason})
-    return pl.DataFrame(rows, schema={"key": pl.Utf8, "status": pl.Utf8, "reason": pl.Utf8})
+    return pl.DataFrame(rows, schema=schemas.CURATED_DECISIONS)
 
 
 def apply(samples: list[Sample], decisions: pl.DataFrame) -> tuple[list[Sample], StageCounts]:

@@ -19,9 +19,10 @@ import json
 import polars as pl
 import xxhash
 
+from mm_assets.core import schemas
 from mm_assets.core.storage import Store
 
-INDEX_SCHEMA = {"key": pl.Utf8, "action": pl.Utf8, "semdup": pl.Boolean, "decile": pl.Int32}
+INDEX_SCHEMA = schemas.CURATED_INDEX
 
 
 def tables_fingerprint(store: Store, rels: list[str]) -> str:

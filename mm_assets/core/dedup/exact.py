@@ -15,6 +15,7 @@ from typing import Literal
 
 import polars as pl
 
+from mm_assets.core import schemas
 from mm_assets.core.dedup.hashing import (
     ImageHashes,
     bytes_hash,
@@ -27,12 +28,7 @@ from mm_assets.core.records import Sample
 
 Policy = Literal["merge", "keep_one", "keep_all"]
 
-HASH_SCHEMA = {
-    "key": pl.Utf8, "source": pl.Utf8, "n_images": pl.Int32,
-    "bytes_hashes": pl.List(pl.Utf8), "pixel_hashes": pl.List(pl.Utf8),
-    "phashes": pl.List(pl.Int64), "phashes_flip": pl.List(pl.Int64), "list_hash": pl.Utf8, "pixel_list_hash": pl.Utf8,
-    "text_hash": pl.Utf8, "widths": pl.List(pl.Int32), "heights": pl.List(pl.Int32),
-}
+HASH_SCHEMA = schemas.IMAGE_HASHES
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from mm_assets.core import schemas
 from mm_assets.core.dedup.hamming import Method, radius_pairs
 
-GROUP_SCHEMA = {"key": pl.Utf8, "near_group": pl.Utf8, "near_group_size": pl.UInt32}
+GROUP_SCHEMA = schemas.NEAR_GROUPS
 
 
 def _items(hashes: pl.DataFrame, flip: bool

@@ -29,9 +29,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from mm_assets.core import layout
 from mm_assets.core.storage import Store
 
-LOCK = "inputs/_ingest.lock"
+LOCK = layout.INGEST_LOCK
 
 
 class IngestLocked(RuntimeError):

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 import fsspec
 import xxhash
 
+from mm_assets.core import layout
 from mm_assets.core.ingest.formats import SourceRecord, normalise, safe_id
 from mm_assets.core.ingest.json_shapes import JsonShape, ShapeError, detect_shape, iter_records
 from mm_assets.core.ingest.lock import ingest_lock
 from mm_assets.core.storage import Store
 
-STATE = "inputs/_state.json"
+STATE = layout.INGEST_STATE
 WDS_SUFFIXES = (".tar", ".tgz", ".tar.gz")
 
 
@@ -138,10 +139,10 @@ class _Planner:
     def write(self, lines: list[str], header: dict) -> str:
         sid = self.shard_id()
         body = json.dumps(header, sort_keys=True) + "\n" + "".join(x + "\n" for x in lines)
-        if self.store.exists(f"inputs/{sid}.jsonl"):  # never overwrite another input's shard
+        if self.store.exists(layout.manifest(sid)):  # never overwrite another input's shard
             raise RuntimeError(f"shard {sid} exists but {STATE} says it is free: the ingest "
                                "state is out of date; not overwriting it")
-        self.store.write_bytes(f"inputs/{sid}.jsonl", body.encode())
+        self.store.write_bytes(layout.manifest(sid), body.encode())
         return sid
 
     def json_input(self, url: str, image_root: str, shape: JsonShape,
@@ -268,7 +269,7 @@ def read_manifest(store: Store, shard: str) -> tuple[dict, list[SourceRecord]]:
     Raises:
         FileNotFoundError: the shard was never ingested.
     """
-    rel = f"inputs/{shard}.jsonl"
+    rel = layout.manifest(shard)
     if not store.exists(rel):
         raise FileNotFoundError(f"no manifest for shard {shard!r} at {store.url(rel)}")
     lines = store.read_bytes(rel).decode().split("\n")  # not splitlines: U+0085 is text

@@ -21,6 +21,7 @@ import fsspec
 import polars as pl
 import xxhash
 
+from mm_assets.core import layout, schemas
 from mm_assets.core.ingest.rawshard import RawShardConfig, build_samples
 from mm_assets.core.mix.draw import Candidate, Draw, candidate, source_digest
 from mm_assets.core.mix.recipe import Recipe, SourceSpec
@@ -28,8 +29,8 @@ from mm_assets.core.records import Quarantined, Sample, StageCounts
 from mm_assets.core.shards import read_samples, write_shards
 from mm_assets.core.storage import Store
 
-ASSET_DIRS = {"raw": "raw_shards", "exact_dedup": "raw_shards", "curated": "curated",
-              "merged": "merged", "rephrased": "rephrased"}
+ASSET_DIRS = {"raw": layout.RAW_SHARDS, "exact_dedup": layout.RAW_SHARDS,
+              "curated": layout.CURATED, "merged": layout.MERGED, "rephrased": layout.REPHRASED}
 
 
 def iter_source(store: Store, spec: SourceSpec, quarantine: list[Quarantined],
@@ -48,10 +49,11 @@ def iter_source(store: Store, spec: SourceSpec, quarantine: list[Quarantined],
     if spec.asset is not None:
         folder, drop = ASSET_DIRS[spec.asset], set()
         if spec.asset == "exact_dedup":
-            g = store.read_parquet("exact_duplicates/groups.parquet")
+            g = store.read_table(layout.EXACT_GROUPS,
+                                 schemas.subset(schemas.EXACT_GROUPS, "key", "action"))
             drop = set(g.filter(pl.col("action") == "remove")["key"].to_list())
         for name in store.ls(folder, ".tar"):
-            with store.open_read(f"{folder}/{name}") as f:
+            with store.open_read(layout.entry(folder, name)) as f:
                 for s in read_samples(f):
                     if s.key in drop:
                         removed["exact_duplicate"] += 1

@@ -9,6 +9,7 @@ from importlib import resources as ir
 
 import yaml
 
+from mm_assets.core import layout
 from mm_assets.core.mix.recipe import Recipe, RecipeError, parse_recipe
 from mm_assets.core.storage import Store
 
@@ -20,14 +21,14 @@ def shipped() -> dict[str, str]:
 
 def root_recipes(store: Store) -> list[str]:
     """Names of the root's own recipes (``{root}/recipes/*.yaml``), sorted."""
-    return sorted(name[:-5] for name in store.ls("recipes", ".yaml"))
+    return sorted(name[:-5] for name in store.ls(layout.RECIPES, ".yaml"))
 
 
 def all_recipes(store: Store) -> dict[str, str]:
     """Recipe name -> YAML text, shipped and user recipes together."""
     out = shipped()
-    for name in store.ls("recipes", ".yaml"):
-        out[name[:-5]] = store.read_bytes(f"recipes/{name}").decode()
+    for name in store.ls(layout.RECIPES, ".yaml"):
+        out[name[:-5]] = store.read_bytes(layout.recipe(name)).decode()
     return out
 
 

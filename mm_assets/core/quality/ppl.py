@@ -20,15 +20,13 @@ import numpy as np
 import polars as pl
 import torch
 
+from mm_assets.core import schemas
 from mm_assets.core.progress import Progress
 from mm_assets.core.quality.lm import LoadedLM, load_lm
 from mm_assets.core.records import ASSISTANT, Sample
 
 _ROLE = {"human": "user", "gpt": "assistant", "system": "system"}
-PPL_SCHEMA = {
-    "key": pl.Utf8, "n_tokens": pl.Int32, "n_assistant_tokens": pl.Int32, "nll": pl.Float64,
-    "ppl": pl.Float64, "text_nll": pl.Float64, "text_ppl": pl.Float64,
-    "truncated": pl.Boolean, "reason": pl.Utf8, "source": pl.Utf8}
+PPL_SCHEMA = schemas.PPL_SCORES
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,8 +49,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 
-import polars as pl
-
+from mm_assets.core import schemas
 from mm_assets.core.records import ASSISTANT, HUMAN, IMAGE_TOKEN, Sample
 
 FLAGS = ("template_tokens", "stray_image_token", "unbalanced_latex", "unbalanced_code",
@@ -407,8 +406,7 @@ def flag_sample(sample: Sample, cfg: TextQualityConfig) -> list[Flag]:
     return out
 
 
-FLAG_SCHEMA = {"key": pl.Utf8, "source": pl.Utf8, "flag": pl.Utf8, "turn": pl.Int32,
-               "score": pl.Float64, "start": pl.Int32, "end": pl.Int32}
+FLAG_SCHEMA = schemas.TEXT_QUALITY
 
 
 def flag_rows(samples: Iterable[Sample], cfg: TextQualityConfig) -> Iterator[dict]:

@@ -9,7 +9,6 @@ before commit records existed has none; its counts are then rebuilt from the sta
 
 from __future__ import annotations
 
-import json
 import re
 import tarfile
 from collections import Counter
@@ -17,11 +16,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from mm_assets.core import layout, schemas
+from mm_assets.core.commits import counts_of, read_commits
 from mm_assets.core.records import StageCounts
 from mm_assets.core.storage import Store
 
-GLOBAL = "all"  # partition name of a global asset's commit record
-COMMITS = "_commits"
+GLOBAL = layout.GLOBAL  # partition name of a global asset's commit record
+COMMITS = layout.COMMITS
 SPLIT_PART = re.compile(r"-part\d+$")
 
 
@@ -53,16 +54,12 @@ class Totals:
 
 
 def _from_record(rec: dict) -> StageCounts:
-    c = rec["counts"]
-    return StageCounts(int(c["n_in"]), int(c["n_out"]), Counter(c.get("removed", {})),
-                       Counter(c.get("quarantined", {})))
+    return counts_of(rec)
 
 
 def commit_records(store: Store, asset: str) -> dict[str, dict]:
     """Partition -> commit record of every committed partition of ``asset`` (sorted)."""
-    folder = f"{COMMITS}/{asset}"
-    return {n[:-5]: json.loads(store.read_bytes(f"{folder}/{n}"))
-            for n in store.ls(folder, ".json")}
+    return read_commits(store, asset)
 
 
 def totals(store: Store, asset: str) -> Totals:
@@ -97,36 +94,38 @@ def tar_keys(store: Store, rel: str) -> list[str]:
 
 # ------------------------------------------------------------------ rebuilt from outputs
 def _shards(store: Store, folder: str, suffix: str) -> list[str]:
-    return [n[: -len(suffix)] for n in store.ls(folder, suffix)]
+    return layout.shard_ids(store, folder, suffix)
 
 
 def _raw(store: Store):
-    for shard in _shards(store, "quarantine/raw_shards", ".parquet"):
-        q = Counter(store.read_parquet(f"quarantine/raw_shards/{shard}.parquet")["reason"])
-        n_out = len(tar_keys(store, f"raw_shards/{shard}.tar"))
+    for shard in _shards(store, layout.quarantine_dir(layout.RAW_SHARDS), layout.PARQUET):
+        q = Counter(store.read_table(layout.quarantine(layout.RAW_SHARDS, shard),
+                                     schemas.QUARANTINE)["reason"])
+        n_out = len(tar_keys(store, layout.raw_shard(shard)))
         yield shard, StageCounts(n_out + sum(q.values()), n_out, quarantined=q)
 
 
 def _exact(store: Store):
-    if not store.exists("exact_duplicates/groups.parquet"):
+    if not store.exists(layout.EXACT_GROUPS):
         return
-    groups = store.read_parquet("exact_duplicates/groups.parquet")
-    n = sum(store.parquet_rows(f"image_hashes/{s}.parquet")
-            for s in _shards(store, "image_hashes", ".parquet"))
+    groups = store.read_table(layout.EXACT_GROUPS, schemas.subset(schemas.EXACT_GROUPS, "action"))
+    n = sum(store.parquet_rows(layout.image_hashes(s))
+            for s in _shards(store, layout.IMAGE_HASHES, layout.PARQUET))
     removed = groups.filter(pl.col("action") == "remove").height
     yield GLOBAL, StageCounts(n, n - removed, Counter({"exact_duplicate": removed}))
 
 
 def _curated(store: Store):
-    for shard in _shards(store, "curated", ".decisions.parquet"):
-        d = store.read_parquet(f"curated/{shard}.decisions.parquet")
+    for shard in _shards(store, layout.CURATED, layout.DECISIONS_SUFFIX):
+        d = store.read_table(layout.curated_decisions(shard), schemas.CURATED_DECISIONS)
         removed = Counter(d.filter(pl.col("status") == "removed")["reason"].to_list())
         yield shard, StageCounts(d.height, d.height - sum(removed.values()), removed)
 
 
 def sharded_keys(store: Store, asset: str) -> list[str]:
     """Keys of every ``{asset}/*.tar`` (``merged``, ``rephrased``), in shard order."""
-    return [k for n in store.ls(asset, ".tar") for k in tar_keys(store, f"{asset}/{n}")]
+    return [k for n in store.ls(asset, layout.TAR)
+            for k in tar_keys(store, layout.entry(asset, n))]
 
 
 def split_parts(keys: list[str]) -> int:
@@ -135,7 +134,7 @@ def split_parts(keys: list[str]) -> int:
 
 
 def _merged(store: Store):
-    keys = sharded_keys(store, "merged")
+    keys = sharded_keys(store, layout.MERGED)
     if keys:
         n_in = sum(c.n_out for _, c in _curated(store))
         n_out = len(keys) - split_parts(keys)
@@ -143,16 +142,16 @@ def _merged(store: Store):
 
 
 def _rephrased(store: Store):
-    keys = sharded_keys(store, "rephrased")
+    keys = sharded_keys(store, layout.REPHRASED)
     if keys:
         yield GLOBAL, StageCounts(len(keys), len(keys))
 
 
 def _mixtures(store: Store):
-    for name in store.ls("mixtures"):
-        if not store.exists(f"mixtures/{name}/manifest.json"):
+    for name in store.ls(layout.MIXTURES):
+        if not store.exists(layout.mixture_manifest(name)):
             continue
-        m = store.read_json(f"mixtures/{name}/manifest.json")
+        m = store.read_json(layout.mixture_manifest(name))
         src = m["source"]
         drawn = len({(s["origin"], s["source_key"]) for s in m["samples"]})
         removed = Counter(src["removed"])

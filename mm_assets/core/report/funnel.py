@@ -23,6 +23,7 @@ from typing import Literal
 
 import polars as pl
 
+from mm_assets.core import layout, schemas
 from mm_assets.core.report.counts import Totals, sharded_keys, split_parts, totals
 from mm_assets.core.storage import Store
 
@@ -120,15 +121,15 @@ class Funnel:
 
 
 def _decisions(store: Store, t: Totals) -> pl.DataFrame:
-    frames = [store.read_parquet(f"curated/{s}.decisions.parquet").select("key", "status",
-                                                                           "reason")
-              for s in t.partitions]
-    return pl.concat(frames) if frames else pl.DataFrame(
-        schema={"key": pl.Utf8, "status": pl.Utf8, "reason": pl.Utf8})
+    frames = [store.read_table(layout.curated_decisions(s), schemas.CURATED_DECISIONS).select(
+        "key", "status", "reason") for s in t.partitions]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schemas.CURATED_DECISIONS)
 
 
 def _read(store: Store, rel: str, cols: dict) -> pl.DataFrame:
-    return store.read_parquet(rel) if store.exists(rel) else pl.DataFrame(schema=cols)
+    """The table at ``rel`` checked for the columns ``cols`` it is read for (empty when the
+    table does not exist)."""
+    return store.read_table(rel, cols) if store.exists(rel) else pl.DataFrame(schema=cols)
 
 
 class FunnelBuilder:
@@ -140,9 +141,8 @@ class FunnelBuilder:
                                                 "merged", "rephrased", "mixtures")}
         for a, t in self.t.items():
             self.f.sources[a], self.f.partitions[a] = t.source, len(t.partitions)
-        self.groups = _read(store, "exact_duplicates/groups.parquet", {
-            "key": pl.Utf8, "kind": pl.Utf8, "group_id": pl.Utf8, "is_representative":
-            pl.Boolean, "action": pl.Utf8})
+        self.groups = _read(store, layout.EXACT_GROUPS, schemas.subset(
+            schemas.EXACT_GROUPS, "key", "kind", "group_id", "is_representative", "action"))
         self.decisions = _decisions(store, self.t["curated"])
         self.reason = dict(zip(self.decisions["key"], self.decisions["reason"], strict=True))
         self.sizes: dict[str, int] = {}  # mixture source name -> samples it offers
@@ -159,7 +159,8 @@ class FunnelBuilder:
                  f"every input record, over {self.f.partitions['raw_shards']} shards")
         for reason, n in sorted(raw.quarantined.items()):
             self.row("ingest", f"quarantined: {reason}", n, "quarantined",
-                     "unusable record, kept with its error in quarantine/raw_shards/")
+                     "unusable record, kept with its error in "
+                     f"{layout.quarantine_dir(layout.RAW_SHARDS)}/")
         self.row("ingest", "raw samples", raw.n_out, "total", "canonical samples in raw_shards")
         self.check("raw_shards: records read = samples + quarantined", raw.n_in,
                    raw.n_out + raw.n_quarantined)
@@ -190,8 +191,8 @@ class FunnelBuilder:
         return n - removed.height
 
     def near(self) -> None:
-        near = _read(self.store, "exact_duplicates/near_groups.parquet",
-                     {"key": pl.Utf8, "near_group": pl.Utf8})
+        near = _read(self.store, layout.NEAR_GROUPS,
+                     schemas.subset(schemas.NEAR_GROUPS, "key", "near_group"))
         stage, exact_keys = "near duplicates", set(self.groups["key"].to_list())
         outcome = {"exact": 0, "semdedup": 0, "kept": 0, "other": 0}
         for k in near["key"].to_list():
@@ -211,8 +212,8 @@ class FunnelBuilder:
                    sum(outcome.values()))
 
     def semdedup(self, n: int) -> int:
-        scores = _read(self.store, "semdedup/scores.parquet",
-                       {"key": pl.Utf8, "unique": pl.Boolean, "duplicate": pl.Boolean})
+        scores = _read(self.store, layout.SEMDEDUP_SCORES,
+                       schemas.subset(schemas.SEMDEDUP_SCORES, "key", "unique", "duplicate"))
         stage, dup = "SemDeDup", set(scores.filter(pl.col("duplicate"))["key"].to_list())
         sem = self.decisions.filter(pl.col("reason") == "semdedup")["key"].to_list()
         direct = sum(1 for k in sem if k in dup)
@@ -239,8 +240,9 @@ class FunnelBuilder:
     def text_flags(self) -> None:
         """Samples flagged per text-quality flag and per source (flags remove only what
         curated's ``text_filters`` select; the removals are the ``text_*`` rows below)."""
-        parts = [self.store.read_parquet(f"text_quality/{name}")
-                 for name in self.store.ls("text_quality", ".parquet")]
+        used = schemas.subset(schemas.TEXT_QUALITY, "key", "source", "flag")
+        parts = [self.store.read_table(layout.text_quality(s), used)
+                 for s in layout.shard_ids(self.store, layout.TEXT_QUALITY, layout.PARQUET)]
         if not parts:
             return
         flags = pl.concat(parts).unique(["key", "flag"])
@@ -273,7 +275,7 @@ class FunnelBuilder:
         m = self.t["merged"]
         if not m.partitions:
             return n
-        keys = sharded_keys(self.store, "merged")
+        keys = sharded_keys(self.store, layout.MERGED)
         split, stage = split_parts(keys), "merged"
         self.row(stage, "folded into their group's merged sample",
                  m.counts.removed.get("merged_into_group", 0), "removed",

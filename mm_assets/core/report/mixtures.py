@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mm_assets.core import layout
+
 if TYPE_CHECKING:
     from mm_assets.core.report.funnel import FunnelBuilder
 
@@ -15,7 +17,7 @@ REMOVED_NOTES = {
 
 
 def _manifest(b: FunnelBuilder, name: str) -> dict | None:
-    rel = f"mixtures/{name}/manifest.json"
+    rel = layout.mixture_manifest(name)
     return b.store.read_json(rel) if b.store.exists(rel) else None
 
 
@@ -34,11 +36,11 @@ def mixture_rows(b: FunnelBuilder) -> None:
                 b.row(stage, f"removed: {reason}", n, "removed", REMOVED_NOTES.get(reason, ""))
         for reason, n in sorted(c.quarantined.items()):
             b.row(stage, f"quarantined: {reason}", n, "quarantined",
-                  f"rows in quarantine/mixtures/{name}.parquet")
+                  f"rows in {layout.quarantine(layout.MIXTURES, name)}")
         b.row(stage, "eligible, not drawn", c.removed.get("not_sampled", 0), "removed",
               "left out by the recipe's ratio or total")
         b.row(stage, "drawn (distinct samples)", c.n_out, "total", "written to "
-              f"mixtures/{name}/")
+              f"{layout.mixture_dir(name)}/")
         if man:
             b.row(stage, "written (with repeats)", man["summary"]["samples"], "info",
                   "draws with replacement repeat samples" if man.get("with_replacement")

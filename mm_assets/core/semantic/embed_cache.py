@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 import xxhash
 
+from mm_assets.core import layout, schemas
 from mm_assets.core.dedup.hashing import bytes_hash
 from mm_assets.core.ingest.images import DEFAULT_MAX_PIXELS
 from mm_assets.core.records import Sample
@@ -40,9 +41,9 @@ from mm_assets.core.semantic.embed import ShardEmbeddings, embed_images, pool_im
 from mm_assets.core.semantic.encoders import ImageEncoder, MiniLMTextEncoder
 from mm_assets.core.storage import Store
 
-ROOT = "image_embeddings"
+ROOT = layout.IMAGE_EMBEDDINGS
 MAX_PIXELS = DEFAULT_MAX_PIXELS  # decode cap, as embed_shard's default
-SEGMENT_SCHEMA = {"hash": pl.Utf8, "row": pl.Int32, "reason": pl.Utf8}
+SEGMENT_SCHEMA = schemas.IMAGE_EMBEDDING_SEGMENT
 
 
 def encoder_fingerprint(enc: ImageEncoder, draft: bool, max_pixels: int) -> str:
@@ -58,7 +59,7 @@ def encoder_fingerprint(enc: ImageEncoder, draft: bool, max_pixels: int) -> str:
 
 
 def cache_dir(fingerprint: str) -> str:
-    return f"{ROOT}/{fingerprint}"
+    return layout.image_embeddings_dir(fingerprint)
 
 
 @dataclass(slots=True)
@@ -97,7 +98,7 @@ class ImageEmbeddingStore:
         self._index: pl.DataFrame | None = None
 
     def _rel(self, segment: str, ext: str) -> str:
-        return f"{cache_dir(self.fingerprint)}/{segment}.{ext}"
+        return layout.image_embeddings_segment(self.fingerprint, segment, ext)
 
     def segments(self) -> list[str]:
         return [n[: -len(".parquet")] for n in self.store.ls(cache_dir(self.fingerprint),
@@ -106,7 +107,7 @@ class ImageEmbeddingStore:
     def index(self) -> pl.DataFrame:
         """``hash, row, reason, segment`` over every segment, one row per (hash, segment)."""
         if self._index is None:
-            frames = [self.store.read_parquet(self._rel(s, "parquet")).with_columns(
+            frames = [self.store.read_table(self._rel(s, "parquet"), SEGMENT_SCHEMA).with_columns(
                 pl.lit(s).alias("segment")) for s in self.segments()]
             self._index = (pl.concat(frames) if frames else
                            pl.DataFrame(schema={**SEGMENT_SCHEMA, "segment": pl.Utf8}))
@@ -131,9 +132,9 @@ class ImageEmbeddingStore:
         if vecs.shape != (r, self.dim):
             raise ValueError(f"segment {segment}: {vecs.shape} vectors for {r} decoded images")
         self.store.write_npy(self._rel(segment, "npy"), np.ascontiguousarray(vecs, np.float32))
-        self.store.write_parquet(self._rel(segment, "parquet"), pl.DataFrame(
+        self.store.write_table(self._rel(segment, "parquet"), pl.DataFrame(
             {"hash": hashes, "row": rows, "reason": [x or None for x in reasons]},
-            schema=SEGMENT_SCHEMA))
+            schema=SEGMENT_SCHEMA), SEGMENT_SCHEMA)
         if self._index is not None:  # keep the run's index current without re-reading it
             mine = pl.DataFrame({"hash": hashes, "row": rows, "reason": [x or None for x in reasons],
                                  "segment": [segment] * len(hashes)},

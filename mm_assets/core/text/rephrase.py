@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import xxhash
 
+from mm_assets.core import layout
 from mm_assets.core.progress import Progress
 from mm_assets.core.quality.lm import LoadedLM
 from mm_assets.core.records import ASSISTANT, Sample
@@ -128,7 +129,7 @@ def rephrase_samples(samples: list[Sample], generate: Callable[[list[str]], list
     results: dict[tuple[int, int], Completion] = {}
     todo = []
     for i, j, text in jobs:
-        rel = f"cache/rephrase/{cache_key(model_name, cfg.template, text)}.json"
+        rel = layout.rephrase_cache(cache_key(model_name, cfg.template, text))
         if cache.exists(rel):
             hit = cache.read_json(rel)
             results[(i, j)] = Completion(hit["output"], bool(hit.get("truncated")))
