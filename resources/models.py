@@ -42,7 +42,9 @@ class EmbedderResource(ConfigurableResource):
         text_model: sentence encoder for text-only samples.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``.
         batch_size: images per forward pass.
-        num_workers: DataLoader workers decoding and preprocessing images.
+        num_workers: DataLoader workers decoding and preprocessing images; ``-1`` (default) =
+            auto: on CUDA ``min(8, cores - 1)`` so decoding keeps the GPU fed (with 0 a GPU
+            waits on one core's JPEG decode), on CPU 0 (the model already uses every core).
         jpeg_draft: decode large JPEGs at reduced DCT scale, down to the model's resize size
             (faster; pixels differ slightly from a full decode). ``False``: full decode.
     """
@@ -53,8 +55,18 @@ class EmbedderResource(ConfigurableResource):
     text_model: str = "all-MiniLM-L6-v2"
     device: str = "auto"
     batch_size: int = 32
-    num_workers: int = 0
+    num_workers: int = -1
     jpeg_draft: bool = True
+
+    def loader_workers(self) -> int:
+        """DataLoader workers for this device (``num_workers``, or the auto rule)."""
+        if self.num_workers >= 0:
+            return self.num_workers
+        if not resolve_device(self.device).startswith("cuda"):
+            return 0
+        import os
+
+        return max(1, min(8, (os.cpu_count() or 2) - 1))
 
     def image_encoder(self) -> ImageEncoder:
         return build_image_encoder(self.image_model, self.pretrained or None,

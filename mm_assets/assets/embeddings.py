@@ -43,7 +43,7 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
         samples = read_shard(store, layout.RAW_SHARDS, shard)
         t0 = time.perf_counter()
         emb, cached = embed_shard_cached(samples, img_enc, txt_enc, cache, shard,
-                                         embedder.batch_size, embedder.num_workers,
+                                         embedder.batch_size, embedder.loader_workers(),
                                          draft=embedder.jpeg_draft)
         keys_schema = schemas.EMBEDDING_KEYS
         for space, vecs, keys in (("image", emb.image, emb.image_keys),
