@@ -327,6 +327,32 @@ def sample(asset: str = typer.Option(..., "--asset", help="raw_shards, curated, 
           f"read -> {res.index}" + (f" + {res.parquet}" if res.parquet else ""))
 
 
+@app.command()
+def synth(specs: str = typer.Option("", "--specs",
+                                    help="synthetic specs: names or globs of shipped examples "
+                                    "or the root's own; all = every one (default: the root's "
+                                    f"own, {{root}}/{layout.SYNTHETIC}/*.yaml)"),
+          root: str = RootOpt) -> None:
+    """Render synthetic-data specs (asset `synthetic`, one partition per spec)."""
+    _setup(root)
+    from mm_assets.core.synth.spec import all_specs, root_specs
+    from mm_assets.partitions import parse_recipe_spec
+    from mm_assets.runner import get_instance, run_graph
+    from resources.storage import StorageResource
+
+    instance, store = get_instance(), StorageResource().store()
+    try:
+        names = parse_recipe_spec(specs, sorted(all_specs(store)), root_specs(store))
+        t0 = time.time()
+        summary = run_graph(instance, select=["synthetic"], specs=names, log_level=_log_level(),
+                            progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}",
+                                                     flush=True))
+    except ValueError as e:
+        _usage_error(ValueError(str(e).replace("unknown recipe", "unknown synthetic spec")))
+    _print_summary(summary, store)
+    _exit_on_failure(summary)
+
+
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())
 
@@ -344,3 +370,12 @@ def backfill(select: str = typer.Option(..., "--select", help="comma-separated p
 
     raise typer.Exit(run_backfill(select, shards, missing=missing, dry_run=dry_run, wait=wait,
                                   url=url))
+
+
+def _register_eval() -> None:
+    from mm_assets.eval_cli import eval_app
+
+    app.add_typer(eval_app, name="eval")
+
+
+_register_eval()

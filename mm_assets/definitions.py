@@ -9,24 +9,28 @@ from dagster import Definitions, ExecutorDefinition, ScheduleDefinition, in_proc
 from mm_assets.assets.curated import curated
 from mm_assets.assets.dedup import exact_duplicates, image_hashes
 from mm_assets.assets.embeddings import embeddings
+from mm_assets.assets.evals import ablations, eval_results
 from mm_assets.assets.merged import merged, rephrased
 from mm_assets.assets.mixtures import mixtures
 from mm_assets.assets.perplexity import ppl_deciles, ppl_scores
 from mm_assets.assets.raw import raw_shards
 from mm_assets.assets.report import report
 from mm_assets.assets.semantic import clusters, semdedup
+from mm_assets.assets.synthetic import synthetic
 from mm_assets.assets.text_quality import text_quality
-from mm_assets.jobs import global_job, ingest_job, per_shard_job
+from mm_assets.jobs import eval_results_job, global_job, ingest_job, per_shard_job
 from mm_assets.partitions import GLOBAL_CRON
 from resources.models import EmbedderResource, LanguageModelResource
 from resources.storage import StorageResource
 from sensors.new_data import new_data_sensor
+from sensors.new_evals import eval_results_sensor
 
 PER_SHARD = [raw_shards, image_hashes, embeddings, ppl_scores, text_quality]
 GLOBAL_1 = [exact_duplicates, clusters, ppl_deciles, semdedup]
 ALL_ASSETS = [raw_shards, image_hashes, embeddings, ppl_scores, text_quality, exact_duplicates,
               clusters,
-              semdedup, ppl_deciles, curated, merged, rephrased, mixtures, report]
+              semdedup, ppl_deciles, curated, merged, rephrased, mixtures, report, synthetic,
+              eval_results, ablations]
 
 
 def executor_from_env() -> ExecutorDefinition | None:
@@ -53,5 +57,6 @@ nightly_global = ScheduleDefinition(
     description="global stages once a night, never on every shard")
 
 defs = Definitions(assets=ALL_ASSETS, resources=default_resources(),
-                   jobs=[per_shard_job, global_job, ingest_job], schedules=[nightly_global],
-                   sensors=[new_data_sensor], executor=executor_from_env())
+                   jobs=[per_shard_job, global_job, ingest_job, eval_results_job],
+                   schedules=[nightly_global],
+                   sensors=[new_data_sensor, eval_results_sensor], executor=executor_from_env())

@@ -19,6 +19,9 @@ global_job = define_asset_job(
 per_shard_job = define_asset_job(
     "per_shard_job", selection=AssetSelection.assets(*PER_SHARD_KEYS),
     description="raw_shards, image_hashes, embeddings, ppl_scores and text_quality for new shards")
+eval_results_job = define_asset_job(
+    "eval_results_job", selection=AssetSelection.assets("eval_results"),
+    description="record dropped eval-results files for one mixture (eval_results_sensor)")
 
 
 IngestDropsConfig = dagster_config(IngestConfig, "IngestDropsConfig", extra={

@@ -1,4 +1,5 @@
-"""Partitions: one dynamic partition per shard, one per mixture recipe."""
+"""Partitions: one dynamic partition per shard, one per mixture recipe, one per synthetic
+spec."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", categor
 
 shards = DynamicPartitionsDefinition(name="shards")
 recipes = DynamicPartitionsDefinition(name="recipes")
+# one partition per synthetic-data spec (mm_assets/synthetic/*.yaml, {root}/synthetic/*.yaml)
+synthetic_specs = DynamicPartitionsDefinition(name="synthetic")
 
 # Backfills of many shards run several partitions per run, so run start-up does not dominate.
 shard_backfill = BackfillPolicy.multi_run(max_partitions_per_run=16)

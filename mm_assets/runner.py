@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("global", ["exact_duplicates", "clusters", "ppl_deciles", "semdedup"]),
     ("shards", ["curated"]),
     ("global", ["merged", "rephrased"]),
+    ("synthetic", ["synthetic"]),
     ("recipes", ["mixtures"]),
     ("global", ["report"]),
 ]
@@ -127,14 +128,16 @@ def _signals_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _plan(select, shards, recipes, instance, missing_only) -> list[tuple[list[str], list]]:
+def _plan(select, shards, recipes, instance, missing_only, specs=None
+          ) -> list[tuple[list[str], list]]:
     """(assets, partition keys) per layer, in order."""
     steps = []
     for kind, names in LAYERS:
         chosen = [n for n in names if n in select]
         if not chosen:
             continue
-        keys = {"shards": shards, "recipes": recipes or [], "global": [None]}[kind]
+        keys = {"shards": shards, "recipes": recipes or [], "synthetic": specs or [],
+                "global": [None]}[kind]
         if missing_only and kind != "global":
             done = set.intersection(*(set(instance.get_materialized_partitions(AssetKey(n)))
                                       for n in chosen))
@@ -150,6 +153,7 @@ def _label(chosen: list[str], key) -> str:
 def run_graph(instance: DagsterInstance, resources: dict | None = None,
               select: list[str] | None = None, shards: list[str] | None = None,
               recipes: list[str] | None = None, run_config: dict | None = None,
+              specs: list[str] | None = None,
               progress=None, missing_only: bool = False, log_level: str = "CRITICAL"
               ) -> RunSummary:
     """Materialize ``select`` (default: every asset) over ``shards`` (default: all known).
@@ -161,6 +165,8 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
         shards: shard partition keys (default: every registered shard).
         recipes: recipe partition keys (default: the root's own recipes,
             ``{root}/recipes/*.yaml``; shipped examples only when named here).
+        specs: synthetic-data spec partition keys (default: the root's own specs,
+            ``{root}/synthetic/*.yaml``; shipped examples only when named here).
         run_config: per-asset config, ``{"ops": {asset: {"config": {...}}}}``.
         progress: callable ``(step: str) -> None`` for progress display.
         missing_only: skip partitions whose selected assets are all materialized already
@@ -184,17 +190,21 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
     if unknown:
         raise ValueError(f"unknown asset(s) {unknown}; known: {ALL}")
     shards = shards if shards is not None else instance.get_dynamic_partitions("shards")
-    if not instance.get_dynamic_partitions("shards") and set(select) - {"mixtures"}:
+    if not instance.get_dynamic_partitions("shards") and set(select) - {"mixtures", "synthetic"}:
         raise NothingIngested("nothing ingested yet: run `mm-assets ingest --input FILE` "
                               "first (no shard partitions in this instance)")
     if "mixtures" in select:  # named recipes become partitions too (the UI then shows them)
         recipes = register_recipes(instance, resources["storage"], recipes)
+    if "synthetic" in select:  # likewise for synthetic-data specs
+        from mm_assets.assets.synthetic import register_specs
+
+        specs = register_specs(instance, resources["storage"], specs)
     summary = RunSummary()
     ops = (run_config or {}).get("ops", {})
     with _signals_interrupt():
         try:
             _run_layers(instance, resources, ops, summary, progress,
-                        _plan(select, shards, recipes, instance, missing_only), log_level)
+                        _plan(select, shards, recipes, instance, missing_only, specs), log_level)
         except KeyboardInterrupt:
             summary.interrupted = summary.interrupted or "between runs"
     return summary

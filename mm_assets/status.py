@@ -13,8 +13,10 @@ from dagster import AssetKey, AssetPartitionStatus, DagsterInstance, DagsterRunS
 from mm_assets.core import layout
 from mm_assets.core.mix.registry import root_recipes
 from mm_assets.core.storage import Store
+from mm_assets.core.synth.spec import root_specs
 from mm_assets.partitions import recipes as recipes_def
 from mm_assets.partitions import shards as shards_def
+from mm_assets.partitions import synthetic_specs as synthetic_def
 
 PER_SHARD = ("raw_shards", "image_hashes", "embeddings", "ppl_scores", "text_quality",
              "curated")
@@ -36,7 +38,9 @@ def root_partitions(store: Store) -> dict[str, list[str]]:
     """Shard ids ingested into the root and the root's recipes (its own and built ones)."""
     shards = layout.shard_ids(store, layout.INPUTS, layout.MANIFEST_SUFFIX)
     built = [n for n in store.ls(layout.MIXTURES) if "." not in n]
-    return {"shards": shards, "recipes": sorted(set(root_recipes(store)) | set(built))}
+    rendered = [n for n in store.ls(layout.SYNTHETIC) if "." not in n]
+    return {"shards": shards, "recipes": sorted(set(root_recipes(store)) | set(built)),
+            "synthetic": sorted(set(root_specs(store)) | set(rendered))}
 
 
 def _global_failed(instance: DagsterInstance, key: AssetKey) -> bool:
@@ -54,13 +58,14 @@ def asset_statuses(instance: DagsterInstance, store: Store, order: list[str]
                    ) -> list[AssetStatus]:
     """One :class:`AssetStatus` per asset of ``order`` for the partitions of ``store``."""
     parts = root_partitions(store)
-    known = {"shards": set(instance.get_dynamic_partitions("shards")),
-             "recipes": set(instance.get_dynamic_partitions("recipes"))}
+    known = {k: set(instance.get_dynamic_partitions(k))
+             for k in ("shards", "recipes", "synthetic")}
+    by_asset = {"mixtures": ("recipes", recipes_def), "synthetic": ("synthetic", synthetic_def)}
     out = []
     for a in order:
         key = AssetKey(a)
-        if a in PER_SHARD or a == "mixtures":
-            kind, pdef = ("recipes", recipes_def) if a == "mixtures" else ("shards", shards_def)
+        if a in PER_SHARD or a in by_asset:
+            kind, pdef = by_asset.get(a, ("shards", shards_def))
             keys = [k for k in parts[kind] if k in known[kind]]  # unregistered: never run
             st = instance.get_status_by_partition(key, keys, pdef) or {} if keys else {}
             bad = sorted(k for k, v in st.items() if v == AssetPartitionStatus.FAILED)

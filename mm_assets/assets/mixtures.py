@@ -31,11 +31,16 @@ def _lineage(context, recipe, found) -> dict:
         if s.wds:
             out[f"wds:{s.name}"] = {"url": s.wds,
                                     "digest_xxh3": found.sources[s.name]["digest_xxh3"]}
+        if s.synthetic:
+            ev = context.instance.get_latest_materialization_event(AssetKey("synthetic"))
+            out[f"synthetic:{s.name}"] = {
+                "spec": s.synthetic, "digest_xxh3": found.sources[s.name]["digest_xxh3"],
+                "run_id": ev.run_id if ev else None}
     return out
 
 
 @asset(partitions_def=recipes, deps=["raw_shards", "exact_duplicates", "clusters", "curated",
-                                     "merged", "rephrased"],
+                                     "merged", "rephrased", "synthetic"],
        group_name="mixtures", check_specs=[counts_spec("mixtures")], kinds={"webdataset"})
 def mixtures(context, storage: StorageResource) -> MaterializeResult:
     """``mixtures/{recipe}/{i:05d}.tar`` drawn per the recipe (sources, ratio, total in samples

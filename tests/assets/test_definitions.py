@@ -7,7 +7,8 @@ from mm_assets.definitions import defs
 
 EXPECTED = {"raw_shards", "image_hashes", "exact_duplicates", "embeddings", "clusters",
             "semdedup", "ppl_scores", "ppl_deciles", "curated", "merged", "rephrased",
-            "mixtures", "text_quality", "report"}
+            "mixtures", "text_quality", "report", "synthetic", "eval_results",
+            "ablations"}
 
 
 def test_definitions_load_with_the_whole_graph():
@@ -29,7 +30,9 @@ def test_lineage_follows_the_design():
     assert parents("text_quality") == {"raw_shards"}
     assert parents("rephrased") == {"merged"}
     assert parents("mixtures") == {"raw_shards", "exact_duplicates", "clusters", "curated",
-                                   "merged", "rephrased"}
+                                   "merged", "rephrased", "synthetic"}
+    assert parents("eval_results") == {"mixtures"}
+    assert parents("ablations") == {"eval_results"}
     assert parents("report") == {"raw_shards", "exact_duplicates", "semdedup", "curated",
                                  "merged", "rephrased", "mixtures"}
 
@@ -42,8 +45,10 @@ def test_partitioning():
         pdef = graph.get(AssetKey(name)).partitions_def
         if name in per_shard:
             assert pdef.name == "shards"
-        elif name == "mixtures":
+        elif name in ("mixtures", "eval_results"):
             assert pdef.name == "recipes"
+        elif name == "synthetic":
+            assert pdef.name == "synthetic"
         else:
             assert pdef is None, name
 
@@ -70,3 +75,5 @@ def test_automation_what_runs_when():
         assert graph.get(AssetKey(name)).automation_condition is None  # sensor / on request
     targets = defs.resolve_sensor_def("new_data_sensor").targets
     assert {t.job_name for t in targets} == {"per_shard_job", "ingest_job"}
+    evals = defs.resolve_sensor_def("eval_results_sensor").targets
+    assert {t.job_name for t in evals} == {"eval_results_job"}

@@ -41,11 +41,26 @@ def iter_source(store: Store, spec: SourceSpec, quarantine: list[Quarantined],
     minus the rows ``exact_duplicates/groups.parquet`` marks ``remove``, counted in
     ``removed["exact_duplicate"]``). External sources are every ``*.tar`` under the ``wds``
     prefix (sorted), read like ingested WebDataset shards: LLaVA ``json`` or ``txt`` captions
-    with image members; bad samples go to ``quarantine`` with their reason.
+    with image members; bad samples go to ``quarantine`` with their reason. Synthetic sources
+    are the shards of the spec's committed ``synthetic`` partition
+    (``{root}/synthetic/{spec}/*.tar``).
 
     Raises:
-        FileNotFoundError: an external prefix holds no ``.tar`` shard.
+        FileNotFoundError: an external prefix holds no ``.tar`` shard, or the synthetic spec
+            has no committed partition.
     """
+    if spec.synthetic is not None:
+        from mm_assets.core.commits import read_commit
+
+        rec = read_commit(store, "synthetic", spec.synthetic)
+        if rec is None:
+            raise FileNotFoundError(f"source {spec.name!r}: synthetic spec {spec.synthetic!r} "
+                                    f"has no committed partition under {store.url('')}: "
+                                    f"materialize synthetic[{spec.synthetic}] first")
+        for rel in sorted(r for r in rec["outputs"] if r.endswith(layout.TAR)):
+            with store.open_read(rel) as f:
+                yield from read_samples(f)
+        return
     if spec.asset is not None:
         folder, drop = ASSET_DIRS[spec.asset], set()
         if spec.asset == "exact_dedup":
@@ -90,7 +105,8 @@ class Candidates:
 def _keyed(recipe: Recipe, spec: SourceSpec, s: Sample) -> str:
     """Candidate key: external samples are keyed ``{name}-{key in the tar}`` already; asset
     samples get the ``{name}-`` prefix when the recipe has several sources."""
-    return f"{spec.name}-{s.key}" if len(recipe.sources) > 1 and spec.asset else s.key
+    own = spec.asset or spec.synthetic
+    return f"{spec.name}-{s.key}" if len(recipe.sources) > 1 and own else s.key
 
 
 def collect(store: Store, recipe: Recipe, clusters: dict[str, str], count_tokens
@@ -123,7 +139,8 @@ def collect(store: Store, recipe: Recipe, clusters: dict[str, str], count_tokens
                                        spec.name, key)
         out.counts.n_in += removed["exact_duplicate"] - dropped  # read, then removed
         out.sources[spec.name] = {
-            "asset": spec.asset, "wds": spec.wds, "digest_xxh3": digest.hexdigest(),
+            "asset": spec.asset, "wds": spec.wds, "synthetic": spec.synthetic,
+            "digest_xxh3": digest.hexdigest(),
             "samples": out.counts.n_in - n0, "quarantined": len(out.quarantine) - q0,
             "eligible": sum(1 for c in out.cands.values() if c.origin == spec.name)}
     out.counts.n_in += sum(1 for q in out.quarantine if q.reason != "duplicate_key")
@@ -174,6 +191,7 @@ def write_mixture(store: Store, recipe: Recipe, prefix: str, d: Draw, found: Can
                     spec = specs[c.origin]
                     yield Sample(out_key, conv, images, exts, source, {
                         **meta, "source_key": c.source_key, "origin": c.origin,
-                        "source_asset": spec.asset or spec.wds})
+                        "source_asset": spec.asset or spec.wds
+                        or f"synthetic:{spec.synthetic}"})
 
             return write_shards(store, prefix, ordered(), *recipe.shard_limits)

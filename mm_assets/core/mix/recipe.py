@@ -2,8 +2,9 @@
 
 A recipe names its sources — asset sources (``raw`` = the baseline, ``exact_dedup`` = raw
 minus exact-dedup removals, ``curated``, ``merged``, ``rephrased``) and external WebDataset
-prefixes (``{name: web, wds: "s3://bucket/shards/"}``) — a total size in samples (``total``)
-or in tokens (``total_tokens``, text tokens + image tokens under ``token_scheme``), a ratio,
+prefixes (``{name: web, wds: "s3://bucket/shards/"}``) and synthetic-data specs
+(``{synthetic: clocks_v1}``, the ``synthetic`` asset's partition) — a total size in samples
+(``total``) or in tokens (``total_tokens``, text tokens + image tokens under ``token_scheme``), a ratio,
 perplexity-decile range and weights, per-cluster weights, filters, a seed and an output shard
 size in samples (``1000``) or bytes (``"256MB"``, ``"1GiB"``).
 
@@ -46,11 +47,14 @@ class SourceSpec:
         asset: one of :data:`SOURCES`, or None for an external source.
         wds: URL or path of a folder of WebDataset ``.tar`` shards (local or fsspec, e.g.
             ``s3://bucket/prefix``), or None for an asset source.
+        synthetic: name of a synthetic-data spec whose ``synthetic`` partition is read
+            (``{synthetic: clocks_v1}``; name defaults to the spec name), or None.
     """
 
     name: str
     asset: str | None = None
     wds: str | None = None
+    synthetic: str | None = None
 
 
 def parse_size(value: int | str) -> tuple[int | None, int | None]:
@@ -72,9 +76,20 @@ def parse_size(value: int | str) -> tuple[int | None, int | None]:
 def _source(item: Any) -> SourceSpec:
     if isinstance(item, str):
         item = {"name": item}
-    if not isinstance(item, dict) or set(item) - {"name", "asset", "wds"}:
+    if not isinstance(item, dict) or set(item) - {"name", "asset", "wds", "synthetic"}:
         raise RecipeError(f"sources: each item is an asset name or a mapping with keys name, "
-                          f"asset or wds, got {item!r}")
+                          f"asset, wds or synthetic, got {item!r}")
+    synth = item.get("synthetic")
+    if synth is not None:
+        if not isinstance(synth, str) or not _NAME.match(synth):
+            raise RecipeError(f"sources: synthetic must be a spec name [A-Za-z0-9_], "
+                              f"got {synth!r}")
+        if set(item) & {"asset", "wds"}:
+            raise RecipeError(f"sources: {synth!r}: synthetic takes no asset or wds")
+        name = item.get("name", synth)
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise RecipeError(f"sources: name must be non-empty [A-Za-z0-9_], got {name!r}")
+        return SourceSpec(name, synthetic=synth)
     name = item.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise RecipeError(f"sources: name must be non-empty [A-Za-z0-9_], got {name!r}")

@@ -1,0 +1,125 @@
+"""Synthetic-data specs (YAML): which generator, how many samples, seed, image size, options.
+
+```yaml
+name: clocks_v1          # = file name; one `synthetic` partition per spec
+generator: clocks        # clocks | counting
+n: 10000                 # samples to render (indices 0..n-1)
+seed: 0                  # sample i is rendered from np.random.default_rng([seed, i]) alone
+size: 384                # image side in pixels (square)
+shard_size: 1000         # samples per output shard
+options: {second_hand: 0.3, max_rotation: 20}   # generator options (see each generator)
+```
+
+Shipped examples live in ``mm_assets/synthetic/``; a root's own specs in
+``{root}/synthetic/{name}.yaml`` (a root spec with the same name wins), like recipes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources as ir
+from typing import Any
+
+import yaml
+
+from mm_assets.core import layout
+
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class SynthSpec:
+    """A validated generator spec (see module doc)."""
+
+    name: str
+    generator: str
+    n: int = 1000
+    seed: int = 0
+    size: int = 384
+    shard_size: int = 1000
+    options: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        from mm_assets.core.synth.generate import GENERATORS
+
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise SpecError(f"name: must be non-empty [A-Za-z0-9_], got {self.name!r}")
+        if self.generator not in GENERATORS:
+            raise SpecError(f"generator: one of {sorted(GENERATORS)}, got {self.generator!r}")
+        for f, lo in (("n", 1), ("seed", 0), ("size", 64), ("shard_size", 1)):
+            v = getattr(self, f)
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise SpecError(f"{f}: must be an integer >= {lo}, got {v!r}")
+        if not isinstance(self.options, dict):
+            raise SpecError(f"options: expected a mapping, got {self.options!r}")
+        GENERATORS[self.generator].options(self.options)  # raises SpecError
+
+    def opts(self):
+        """The generator's options dataclass (defaults filled in)."""
+        from mm_assets.core.synth.generate import GENERATORS
+
+        return GENERATORS[self.generator].options(self.options)
+
+
+def parse_spec(text: str) -> SynthSpec:
+    """Spec from YAML text.
+
+    Raises:
+        SpecError: not a mapping, unknown field, wrong type or value (message names the field).
+    """
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SpecError(f"not valid YAML: {' '.join(str(e).split())}") from e
+    if not isinstance(data, dict):
+        raise SpecError("spec must be a YAML mapping")
+    unknown = sorted(set(data) - set(SynthSpec.__dataclass_fields__))
+    if unknown:
+        raise SpecError(f"unknown field(s) {unknown}; known: "
+                        f"{sorted(SynthSpec.__dataclass_fields__)}")
+    if "name" not in data or "generator" not in data:
+        raise SpecError("name and generator are required")
+    return SynthSpec(**data)
+
+
+def shipped() -> dict[str, str]:
+    """Shipped example specs: name -> YAML text."""
+    folder = ir.files("mm_assets") / "synthetic"
+    return {p.name[:-5]: p.read_text() for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def root_specs(store) -> list[str]:
+    """Names of the root's own specs (``{root}/synthetic/*.yaml``), sorted."""
+    return sorted(n[:-5] for n in store.ls(layout.SYNTHETIC, ".yaml"))
+
+
+def all_specs(store) -> dict[str, str]:
+    """Spec name -> YAML text, shipped and the root's own together (root wins)."""
+    out = shipped()
+    for n in store.ls(layout.SYNTHETIC, ".yaml"):
+        out[n[:-5]] = store.read_bytes(layout.synthetic_spec(n)).decode()
+    return out
+
+
+def load_spec(store, name: str) -> SynthSpec:
+    """The spec called ``name``.
+
+    Raises:
+        SpecError: unknown name, invalid spec, or file name and ``name`` disagree.
+    """
+    texts = all_specs(store)
+    if name not in texts:
+        raise SpecError(f"unknown synthetic spec {name!r}; known: {sorted(texts)}")
+    try:
+        spec = parse_spec(texts[name])
+    except SpecError as e:
+        raise SpecError(f"{name}.yaml: {e}") from e
+    if spec.name != name:
+        raise SpecError(f"name: spec file {name}.yaml declares name {spec.name!r}")
+    return spec
