@@ -1,5 +1,6 @@
 """Synthetic generators: samples/s per generator, 1 process and P processes, against rendering
 a blank image of the same size (the floor: PNG encode of an empty canvas) in the same run.
+Generators: clocks, counting, charts (matplotlib Agg, one reused figure per process).
 
 Usage: .venv/bin/python bench/bench_synth.py [--n 400] [--size 384] [--procs 2]
 
@@ -67,7 +68,7 @@ def main() -> None:
           f"{'slower (1p)':>14}")
     base = {p: rate(blank, a.size, a.n * 4, p) for p in (1, a.procs)}
     print(f"{'blank':<10}{'encode':<9}{base[1]:>11.0f}{base[a.procs]:>13.0f}{1.0:>14.2f}")
-    for g in ("clocks", "counting"):
+    for g in ("clocks", "counting", "charts"):
         spec = SynthSpec(name=f"bench_{g}", generator=g, n=a.n, size=a.size)
         for mode, fn in (("render", render), ("checked", checked)):
             r = {p: rate(fn, spec, a.n, p) for p in (1, a.procs)}

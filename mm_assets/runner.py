@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import DagsterInstance, materialize
 
 from mm_assets.core.mix.registry import root_recipes
 from mm_assets.definitions import ALL_ASSETS, default_resources
@@ -128,9 +128,14 @@ def _signals_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _plan(select, shards, recipes, instance, missing_only, specs=None
+def _plan(select, shards, recipes, store, missing_only, specs=None
           ) -> list[tuple[list[str], list]]:
-    """(assets, partition keys) per layer, in order."""
+    """(assets, partition keys) per layer, in order. With ``missing_only`` a partition is
+    skipped only when every chosen asset has its commit record (written last, only when its
+    checks pass): an interrupted or failed partition is recomputed even if Dagster recorded a
+    materialization for some of its assets."""
+    from mm_assets.core.commits import read_commits
+
     steps = []
     for kind, names in LAYERS:
         chosen = [n for n in names if n in select]
@@ -139,8 +144,7 @@ def _plan(select, shards, recipes, instance, missing_only, specs=None
         keys = {"shards": shards, "recipes": recipes or [], "synthetic": specs or [],
                 "global": [None]}[kind]
         if missing_only and kind != "global":
-            done = set.intersection(*(set(instance.get_materialized_partitions(AssetKey(n)))
-                                      for n in chosen))
+            done = set.intersection(*(set(read_commits(store, n)) for n in chosen))
             keys = [k for k in keys if k not in done]
         steps.append((chosen, keys))
     return steps
@@ -204,7 +208,8 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
     with _signals_interrupt():
         try:
             _run_layers(instance, resources, ops, summary, progress,
-                        _plan(select, shards, recipes, instance, missing_only, specs), log_level)
+                        _plan(select, shards, recipes, resources["storage"].store(), missing_only,
+                              specs), log_level)
         except KeyboardInterrupt:
             summary.interrupted = summary.interrupted or "between runs"
     return summary
@@ -221,9 +226,9 @@ def _run_layers(instance, resources, ops, summary: RunSummary, progress, steps,
         for key in keys:
             label = todo.pop(0)
             summary.not_started = todo
-            if progress:
-                progress(label)
-            try:
+            try:  # a signal from here on belongs to this run (its progress line is out)
+                if progress:
+                    progress(label)
                 result = materialize(ALL_ASSETS, selection=chosen, partition_key=key,
                                      instance=instance, resources=resources, run_config=cfg,
                                      raise_on_error=False)

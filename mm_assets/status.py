@@ -34,6 +34,9 @@ class AssetStatus:
     failed_keys: list[str]
 
 
+GLOBAL_FOLDER = {"report": layout.REPORTS}  # global assets whose folder is not their name
+
+
 def root_partitions(store: Store) -> dict[str, list[str]]:
     """Shard ids ingested into the root and the root's recipes (its own and built ones)."""
     shards = layout.shard_ids(store, layout.INPUTS, layout.MANIFEST_SUFFIX)
@@ -73,7 +76,8 @@ def asset_statuses(instance: DagsterInstance, store: Store, order: list[str]
             out.append(AssetStatus(a, len(parts[kind]), done, len(bad), bad[:5]))
         else:
             done = (instance.get_latest_materialization_event(key) is not None
-                    and bool(store.ls(a)))  # the instance may serve several roots
+                    and bool(store.ls(GLOBAL_FOLDER.get(a, a))))  # the instance may serve
+            # several roots: the root must hold the asset's output too
             failed = _global_failed(instance, key)
             out.append(AssetStatus(a, 1, int(done), int(failed), ["global"] if failed else []))
     return out

@@ -51,15 +51,25 @@ def write_quarantine(store: Store, stage: str, shard: str, rows: list[Quarantine
 
 def upstream_shards(store: Store, asset: str, suffix: str = "") -> list[str]:
     """Shard ids of ``asset`` that are committed (have a commit record, written last and only
-    when the shard's counts reconcile): a global stage never reads a half-written or
-    miscounted shard. ``suffix`` is ignored (kept for callers naming the file kind).
+    when the shard's checks pass): a global stage never reads a half-written or miscounted
+    shard. ``suffix`` is ignored (kept for callers naming the file kind).
 
     Raises:
-        mm_assets.core.commits.UncommittedError: no shard of ``asset`` is committed.
+        mm_assets.core.commits.UncommittedError: no shard of ``asset`` is committed, or a shard
+            raw_shards committed has no committed ``asset`` (a global stage would otherwise
+            describe part of the corpus; e.g. after an interrupted run: ``run --missing``).
     """
-    from mm_assets.core.commits import committed
+    from mm_assets.core.commits import UncommittedError, committed, read_commits
 
-    return committed(store, asset)
+    have = committed(store, asset)
+    if asset != "raw_shards":
+        missing = sorted(set(read_commits(store, "raw_shards")) - set(have))
+        if missing:
+            raise UncommittedError(
+                f"{asset} is not committed for {len(missing)} shard(s) raw_shards committed "
+                f"({', '.join(missing[:5])}{', …' if len(missing) > 5 else ''}): materialize "
+                f"{asset} for them first (`mm-assets run --missing`)")
+    return have
 
 
 class Timer:
@@ -114,7 +124,9 @@ def per_shard(context, asset: str, fn, *args, workers: int = 1,
             elif len(keys) == 1:
                 meta = own
     run_meta = {"run_seconds": t.seconds, "run_shards": len(keys),
-                "run_workers": resolve_workers(workers, len(keys))}
+                "run_workers": resolve_workers(workers, len(keys)),
+                **{f"run_{f}": sum(getattr(c, f) for c in per.values())
+                   for f in ("n_in", "n_out", "n_removed", "n_quarantined")}}
     meta = {**(meta if len(keys) == 1 else {}), **run_meta, **corpus_totals(context, asset)}
     bad = [k for k, c in per.items() if not c.reconciles()]
     context.log.info(f"{asset}: {len(keys)} shard(s), {len(bad)} not reconciling {bad[:10]}")

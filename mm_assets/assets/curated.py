@@ -12,7 +12,7 @@ from mm_assets.assets._common import (
 from mm_assets.checks import counts_spec, upstream_spec
 from mm_assets.config import dagster_config
 from mm_assets.core import layout, schemas
-from mm_assets.core.commits import outputs_fingerprint
+from mm_assets.core.commits import GLOBAL, UncommittedError, outputs_fingerprint, read_commit
 from mm_assets.core.curate.decide import CurateConfig, apply, decide
 from mm_assets.core.curate.index import build_index, decision_inputs, tables_fingerprint
 from mm_assets.core.storage import Store
@@ -33,6 +33,7 @@ def shard_text_flags(store: Store, shard: str) -> dict[str, set[str]]:
 
 FLAGS = schemas.subset(schemas.TEXT_QUALITY, "key", "flag")
 KEYS = schemas.subset(schemas.IMAGE_HASHES, "key")
+GLOBAL_INPUTS = ["exact_duplicates", "semdedup", "ppl_deciles"]
 TABLES = [layout.EXACT_GROUPS, layout.SEMDEDUP_SCORES, layout.PPL_DECILES_TABLE]
 TABLE_SCHEMAS = [schemas.subset(schemas.EXACT_GROUPS, "key", "representative", "action"),
                  schemas.subset(schemas.SEMDEDUP_SCORES, "key", "duplicate"),
@@ -42,7 +43,11 @@ TABLE_SCHEMAS = [schemas.subset(schemas.EXACT_GROUPS, "key", "representative", "
 def shard_index(store: Store):
     """``shard -> its decision inputs`` read from the per-shard index of the global tables,
     built once per version of those tables (:mod:`mm_assets.core.curate.index`)."""
-    fp = (outputs_fingerprint(store, ["exact_duplicates", "semdedup", "ppl_deciles"])
+    for up in GLOBAL_INPUTS:  # a clear line instead of a missing-file error
+        if read_commit(store, up, GLOBAL) is None:
+            raise UncommittedError(f"{up} is not materialized in {store.url('')} (no commit "
+                                   f"record): materialize {up} before curated")
+    fp = (outputs_fingerprint(store, GLOBAL_INPUTS)
           or tables_fingerprint(store, TABLES))  # content digests from the commit records
 
     def build() -> None:
@@ -51,8 +56,11 @@ def shard_index(store: Store):
             "key", pl.lit(s).alias("shard")) for s in names])
         groups, scores, dec = (store.read_table(t, s) for t, s in zip(TABLES, TABLE_SCHEMAS,
                                                                        strict=True))
-        for shard, part in build_index(key_shard, groups, scores, dec).items():
-            store.write_table(layout.curated_index(fp, shard), part, schemas.CURATED_INDEX)
+        parts = build_index(key_shard, groups, scores, dec)
+        empty = pl.DataFrame(schema=schemas.CURATED_INDEX)
+        for shard in names:  # a shard whose records were all quarantined gets an empty index
+            store.write_table(layout.curated_index(fp, shard), parts.get(shard, empty),
+                              schemas.CURATED_INDEX)
         for old in store.ls(layout.CURATED_INDEXES):  # indexes of older table versions
             if old != fp:
                 store.rm(layout.curated_index_dir(old))

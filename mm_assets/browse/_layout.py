@@ -41,3 +41,21 @@ def semdedup_scores() -> str:
 
 def ppl_deciles() -> str:
     return _core.PPL_DECILES_TABLE
+
+
+def shard_rel(shard: str) -> str:
+    """Path of a shard the browser reads: a raw shard id (``000123``), or the path of a
+    synthetic shard (``synthetic/{spec}/{i}.tar``, as :func:`synthetic_shards` gives)."""
+    return shard if shard.endswith(_core.TAR) else raw_shard(shard)
+
+
+def synthetic_spec_names(store) -> list[str]:
+    """Specs with rendered shards (folders under ``synthetic/``), sorted."""
+    return [n for n in store.ls(_core.SYNTHETIC) if not n.endswith(".yaml")
+            and store.ls(_core.synthetic_dir(n), _core.TAR)]
+
+
+def synthetic_shards(store, spec: str) -> list[str]:
+    """Paths of the shards of one synthetic spec, sorted."""
+    d = _core.synthetic_dir(spec)
+    return [f"{d}/{n}" for n in store.ls(d, _core.TAR)]

@@ -76,14 +76,15 @@ def iter_members(f: IO[bytes]) -> Iterator[tuple[str, int, int]]:
 
 
 def tar_samples(store: Store, shard: str, keys: Iterable[str]) -> dict[str, Sample]:
-    """The samples of ``keys`` found in raw shard ``shard`` (keys not there are absent);
+    """The samples of ``keys`` found in raw shard ``shard`` (an id; or a synthetic shard by
+    path, :func:`mm_assets.browse._layout.shard_rel`) (keys not there are absent);
     stops reading once every wanted key's members have been passed.
 
     Raises:
         FileNotFoundError: the raw shard does not exist.
     """
     wanted, parts, done, current = set(keys), {}, set(), None
-    with store.open_read(layout.raw_shard(shard)) as f:
+    with store.open_read(layout.shard_rel(shard)) as f:
         for name, data, size in iter_members(f):
             key, ext = _member_key(name)
             if current in wanted and key != current:
@@ -98,8 +99,9 @@ def tar_samples(store: Store, shard: str, keys: Iterable[str]) -> dict[str, Samp
 
 
 def tar_keys(store: Store, shard: str) -> list[str]:
-    """Every key of a raw shard, from its member headers (the fallback key listing)."""
-    with store.open_read(layout.raw_shard(shard)) as f:
+    """Every key of a raw shard (or a synthetic shard, by path), from its member headers
+    (the fallback key listing)."""
+    with store.open_read(layout.shard_rel(shard)) as f:
         return [k for k, ext in (_member_key(n) for n, _, _ in iter_members(f)) if ext == "json"]
 
 

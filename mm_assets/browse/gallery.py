@@ -18,6 +18,7 @@ from mm_assets.browse import _layout as layout
 from mm_assets.browse.enrich import DECISION_SCHEMA, decisions
 from mm_assets.browse.fetch import tar_keys, tar_samples, thumbnail
 from mm_assets.browse.flags import SPAN_FIELDS, card_flags, flag_rates
+from mm_assets.browse.overlay import overlay
 from mm_assets.browse.render import render_flag_rates, render_html
 from mm_assets.browse.select import SampleSpec, select
 from mm_assets.browse.tables import key_tables, rows_for_keys
@@ -83,7 +84,9 @@ def fetch_all(store: Store, located: pl.DataFrame) -> dict[str, Sample]:
 
 def _thumbs(out: Store, samples: dict[str, Sample]) -> dict[str, list[dict]]:
     """Write ``thumbs/{key}_{i}.jpg``; per key a list of ``{src, width, height}`` (src None
-    when the image does not decode)."""
+    when the image does not decode). A synthetic sample gets a second thumbnail
+    ``thumbs/{key}_0_answer.jpg`` with its answer overlaid (``overlay: True``,
+    :mod:`mm_assets.browse.overlay`)."""
     res: dict[str, list[dict]] = {}
     for key, s in samples.items():
         res[key] = []
@@ -95,6 +98,12 @@ def _thumbs(out: Store, samples: dict[str, Sample]) -> dict[str, list[dict]]:
                 out.write_bytes(src, t[0])
             res[key].append({"src": src, "width": t[1] if t else None,
                              "height": t[2] if t else None})
+        ov = overlay(s)  # synthetic samples: the answer drawn on a second thumbnail
+        t = thumbnail(ov) if ov else None
+        if t is not None:
+            src = f"thumbs/{key}_0_answer.jpg"
+            out.write_bytes(src, t[0])
+            res[key].append({"src": src, "width": t[1], "height": t[2], "overlay": True})
     return res
 
 
@@ -142,7 +151,7 @@ def _card(row: dict, s: Sample | None, thumbs: dict, store: Store,
     shard = row["shard"]
     card = dict(row)
     card["in_shard"] = s is not None
-    card["location"] = (f"{store.url(layout.raw_shard(shard))} :: {row['key']}.json"
+    card["location"] = (f"{store.url(layout.shard_rel(shard))} :: {row['key']}.json"
                         if shard else row.get("q_location") or "")
     card["input_location"] = (s.metadata.get("location", "") if s else "") or ""
     card["source"] = s.source if s else ""
@@ -165,7 +174,8 @@ def _parquet(cards: list[dict]) -> bytes:
     rows = [{**{k: c.get(k) for k in DECISION_SCHEMA}, "section": c["section"], "key": c["key"],
              "shard": c["shard"], "location": c["location"],
              "input_location": c["input_location"], "source": c["source"],
-             "n_images": len(c["images"]), "thumbs": [i["src"] for i in c["images"]],
+             "n_images": sum(not i.get("overlay") for i in c["images"]),
+             "thumbs": [i["src"] for i in c["images"]],
              "conversations": json.dumps(c["conversations"], ensure_ascii=False),
              "text": "\n".join(t.get("value", "") for t in c["conversations"]),
              "text_flags": c.get("text_flags", [])} for c in cards]

@@ -152,7 +152,8 @@ def _images(c: dict) -> str:
         label = "text-only sample" if c["in_shard"] else "not in any shard"
         return f'<div class="noimg">{label}</div>'
     tags = [f'<img src="{escape(i["src"])}" loading="eager" alt="{escape(c["key"])}" '
-            f'title="{i["width"]}×{i["height"]}">' if i["src"] else
+            f'title="{"answer overlaid · " if i.get("overlay") else ""}'
+            f'{i["width"]}×{i["height"]}">' if i["src"] else
             '<div class="noimg">image not decodable</div>' for i in imgs]
     return f'<div class="imgs{" multi" if len(imgs) > 1 else ""}">{"".join(tags)}</div>'
 

@@ -25,15 +25,15 @@ from mm_assets.core.quality.text_flags import FLAGS
 from mm_assets.core.storage import Store
 
 View = Literal["all", "kept", "unique", "removed", "cluster", "decile", "exact-groups",
-               "near-groups", "flagged"]
+               "near-groups", "flagged", "synthetic"]
 VIEWS: tuple[str, ...] = get_args(View)
 ASSET_VIEWS = {"raw_shards": "all", "image_hashes": "all", "curated": "kept",
                "semdedup": "unique", "embeddings": "cluster", "clusters": "cluster",
                "ppl_scores": "decile", "ppl_deciles": "decile",
                "exact_duplicates": "exact-groups", "quarantine": "removed",
-               "text_quality": "flagged"}
+               "text_quality": "flagged", "synthetic": "synthetic"}
 DEFAULT_N = {"all": 48, "kept": 48, "unique": 48, "removed": 12, "cluster": 12, "decile": 4,
-             "exact-groups": 12, "near-groups": 12, "flagged": 12}
+             "exact-groups": 12, "near-groups": 12, "flagged": 12, "synthetic": 24}
 MAX_MEMBERS = 8  # samples shown per duplicate group
 
 
@@ -42,7 +42,9 @@ class SampleSpec:
     """What a gallery shows.
 
     Attributes:
-        view: see :data:`VIEWS` (README "Looking at the data").
+        view: see :data:`VIEWS` (README "Looking at the data"); ``synthetic`` shows the
+            rendered samples of the ``synthetic`` asset, one section per spec, with the answer
+            overlaid on a second thumbnail (``source`` = one spec).
         n: samples per section (groups for the group views; for ``decile``: lowest and highest
             each); None = :data:`DEFAULT_N` of the view.
         seed: sampling seed.
@@ -185,6 +187,9 @@ def _driver(store: Store, spec: SampleSpec) -> Iterator[pl.DataFrame]:
                 out = _label(df, pl.format("decile {} · {} perplexity", "decile", pl.lit(side)),
                              pl.col("decile") * 2 + (sign < 0), seed)
                 yield out.with_columns((pl.col("ppl").fill_null(0.0) * sign).alias("_order"))
+    elif v == "synthetic":
+        for df in _synthetic_frames(store, spec.source):
+            yield _label(df, pl.format("synthetic: {}", "source"), 0, seed)
     elif v == "flagged":
         for df in flagged_frames(store, spec.shards):
             rank = pl.col("flag").replace_strict(FLAG_RANK, default=99.0,
@@ -192,11 +197,36 @@ def _driver(store: Store, spec: SampleSpec) -> Iterator[pl.DataFrame]:
             yield _label(df, pl.format("text flag: {}", "flag"), rank, seed)
 
 
+def synthetic_spec_name(source: str | None) -> str | None:
+    """``--source`` of the synthetic view: a spec name, or a sample source
+    ``synthetic:NAME``."""
+    return source.removeprefix("synthetic:") if source else source
+
+
+def _synthetic_frames(store: Store, source: str | None) -> Iterator[pl.DataFrame]:
+    """``key, source (spec), shard (path)`` of every rendered synthetic sample (of one spec
+    when ``source`` is given), read from the shards' tar headers (no table lists them)."""
+    from mm_assets.browse.fetch import tar_keys
+
+    want = synthetic_spec_name(source)
+    names = layout.synthetic_spec_names(store)
+    if want is not None and want not in names:
+        raise ValueError(f"no rendered synthetic spec {want!r} under {store.root}; "
+                         f"rendered: {', '.join(names) or 'none'}")
+    for name in [want] if want else names:
+        for path in layout.synthetic_shards(store, name):
+            keys = tar_keys(store, path)
+            yield pl.DataFrame({"key": keys, "source": [name] * len(keys),
+                                "shard": [path] * len(keys)},
+                               schema={"key": pl.Utf8, "source": pl.Utf8, "shard": pl.Utf8})
+
+
 def _filters(store: Store, spec: SampleSpec, columns: list[str]) -> tuple[list[pl.Expr],
                                                                          pl.Series | None]:
     """Filter expressions on the driver's own columns, and the key set of the others."""
     wanted = {"cluster": spec.cluster, "space": spec.space, "decile": spec.decile,
-              "source": spec.source, "reason": spec.reason, "flag": spec.flag}
+              "source": spec.source if spec.view != "synthetic" else None,
+              "reason": spec.reason, "flag": spec.flag}
     exprs, sets = [], []
     for col, val in wanted.items():
         if val is None:
@@ -223,7 +253,7 @@ def _filters(store: Store, spec: SampleSpec, columns: list[str]) -> tuple[list[p
             frames = list(_removed_frames(store, spec))
             sets.append(("reason", pl.concat([f.select("key") for f in frames])["key"]
                          if frames else pl.Series("key", [], pl.Utf8)))
-    if spec.shards is not None and "shard" not in columns:
+    if spec.shards is not None and "shard" not in columns and spec.view != "synthetic":
         sets.append(("shards", _keys(store, key_tables(store, spec.shards), [], ["key"])))
     keyset = None
     for _, s in sets:
@@ -250,7 +280,7 @@ DRIVER_COLUMNS = {
     "exact-groups": ["key", "kind", "group_id", "group_size", "representative",
                      "is_representative", "action"],
     "near-groups": ["key", "near_group", "near_group_size"],
-    "flagged": ["key", "source", "flag", "shard"]}
+    "flagged": ["key", "source", "flag", "shard"], "synthetic": ["key", "source", "shard"]}
 
 
 def _restrict(df: pl.DataFrame, exprs: list[pl.Expr], keyset: pl.Series | None,
@@ -285,8 +315,9 @@ REQUIRES = {"kept": ("curated", None), "unique": ("semdedup", layout.semdedup_sc
             "decile": ("ppl_deciles", layout.ppl_deciles),
             "exact-groups": ("exact_duplicates", layout.exact_groups),
             "near-groups": ("exact_duplicates", layout.near_groups),
-            "flagged": ("text_quality", None)}
-LISTED = {"kept": layout.curated_decision_files, "flagged": layout.text_quality_files}
+            "flagged": ("text_quality", None), "synthetic": ("synthetic", None)}
+LISTED = {"kept": layout.curated_decision_files, "flagged": layout.text_quality_files,
+          "synthetic": layout.synthetic_spec_names}
 
 
 def _require(store: Store, view: str) -> None:

@@ -44,9 +44,9 @@ def test_raw_shards_and_image_hashes_identical_with_1_and_2_workers(planned):
                         workers=workers)
         hashed = per_shard(context(shards), "image_hashes", hash_shard, store, 64_000_000,
                            workers=workers)
-        assert raw.metadata["workers"] == workers == hashed.metadata["workers"]
+        assert raw.metadata["run_workers"] == workers == hashed.metadata["run_workers"]
         out[workers] = (snapshot(store, "raw_shards"), snapshot(store, "image_hashes"),
-                        raw.metadata["n_out"], hashed.metadata["n_in"])
+                        raw.metadata["run_n_out"], hashed.metadata["run_n_in"])
     assert out[1][2] == out[1][3] > 20
     assert len(out[1][0]) == 2 * len(shards) and len(out[1][1]) == len(shards)
     assert out[1] == out[2]

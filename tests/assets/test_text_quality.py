@@ -6,7 +6,6 @@ session graph) are given as their tables with no duplicate and no decile, so cur
 removals are the text-quality ones.
 """
 
-import io
 import json
 
 import polars as pl

@@ -18,6 +18,7 @@ embedding path's input; it may decode JPEGs at reduced DCT scale (``min_side``).
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
@@ -41,10 +42,18 @@ class ImageError(ValueError):
         self.reason = reason
 
 
+_OBJECT_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+
+
+def _message(e: Exception) -> str:
+    """``Type: message`` without Pillow's ``<_io.BytesIO object at 0x…>`` (an address that
+    names nothing and would make quarantine tables differ between runs)."""
+    return _OBJECT_REPR.sub("the image bytes", f"{type(e).__name__}: {e}")
+
+
 def _classify(e: Exception) -> ImageError:
     bomb = "too large" in str(e).lower()  # e.g. a PNG text-chunk decompression bomb
-    return ImageError("decompression_bomb" if bomb else "corrupt_image",
-                      f"{type(e).__name__}: {e}")
+    return ImageError("decompression_bomb" if bomb else "corrupt_image", _message(e))
 
 
 def sniff_ext(data: bytes) -> str:
@@ -153,7 +162,7 @@ def _decode(data: bytes, max_pixels: int, min_side: int | None, finish) -> Image
         raise ImageError("decompression_bomb", str(e)) from e
     except OSError as e:
         reason = "truncated_image" if "truncated" in str(e).lower() else "corrupt_image"
-        raise ImageError(reason, f"{type(e).__name__}: {e}") from e
+        raise ImageError(reason, _message(e)) from e
     except Exception as e:
         raise _classify(e) from e
 

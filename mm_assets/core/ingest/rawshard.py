@@ -85,13 +85,14 @@ def _check_text(turns: list[dict[str, str]], cfg: RawShardConfig, n_images: int)
         first["value"] = IMAGE_TOKEN * n_images + "\n" + first["value"]
 
 
-def _load_image(data: bytes, cfg: RawShardConfig) -> tuple[str, ImageHashes]:
-    """Extension and hashes of one image, decoded once (the decode that validates it)."""
+def _load_image(data: bytes, cfg: RawShardConfig, where: str = "") -> tuple[str, ImageHashes]:
+    """Extension and hashes of one image, decoded once (the decode that validates it);
+    ``where`` (file or tar member) prefixes the quarantine message."""
     try:
         ext = sniff_ext(data)
         im = decode(data, cfg.max_pixels)
     except ImageError as e:
-        raise _Reject(e.reason, str(e)) from e
+        raise _Reject(e.reason, f"{where}: {e}" if where else str(e)) from e
     return ext, hashes_of_decoded(bytes_hash(data), im)
 
 
@@ -111,7 +112,7 @@ def _from_record(rec: SourceRecord, image_root: str, cfg: RawShardConfig
                 data = f.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
             raise _Reject("missing_image", f"{url}: {type(e).__name__}") from e
-        ext, h = _load_image(data, cfg)
+        ext, h = _load_image(data, cfg, url)
         exts.append(ext)
         hashes.append(h)
         images.append(data)
@@ -169,7 +170,7 @@ def _from_tar_group(key: str, parts: dict[str, bytes], source: str, url: str,
     images, exts, hashes, meta = [], [], [], {"location": where}
     for ext in sorted(parts):
         if ext.rsplit(".", 1)[-1].lower() in IMAGE_EXTS:
-            kind, h = _load_image(parts[ext], cfg)
+            kind, h = _load_image(parts[ext], cfg, f"{where}.{ext}")
             exts.append(kind)
             hashes.append(h)
             images.append(parts[ext])

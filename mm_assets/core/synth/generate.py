@@ -28,7 +28,7 @@ from mm_assets.core.records import (
     Sample,
     StageCounts,
 )
-from mm_assets.core.synth import clocks, counting
+from mm_assets.core.synth import charts, clocks, counting
 from mm_assets.core.synth.draw import png_bytes
 
 GENERATORS = {
@@ -37,6 +37,8 @@ GENERATORS = {
                               check=clocks.check),
     "counting": SimpleNamespace(options=counting.options, params=counting.sample_params,
                                 render=counting.render, qa=counting.qa, check=counting.check),
+    "charts": SimpleNamespace(options=charts.options, params=charts.sample_params,
+                              render=charts.render, qa=charts.qa, check=charts.check),
 }
 STAGE = "synthetic"
 
@@ -74,15 +76,22 @@ def check_sample(s: Sample) -> str | None:
     g = GENERATORS[m["generator"]]
     question = human[len(IMAGE_TOKEN) + 1:]
     try:
-        return g.check(m["params"], question, gpt, s.images[0], m["size"])
+        reason = g.check(m["params"], question, gpt, s.images[0], m["size"])
+        if reason is None and g.qa(m["params"], m["size"])[2] != m.get("answer"):
+            return "structured_answer_mismatch"  # e.g. a stated tolerance that is not the rule's
+        return reason
     except (KeyError, TypeError, ValueError, IndexError) as e:
         return f"bad_parameters_{type(e).__name__}"
 
 
+ANSWER = {"clocks": "hour", "counting": "count", "charts": "bin"}
+
+
 def answer_value(s: Sample):
-    """The value whose distribution is reported: hour (1..12) for clocks, count for counting."""
-    a = s.metadata["synthetic"]["answer"]
-    return a["hour"] if "hour" in a else a["count"]
+    """The value whose distribution is reported: hour (1..12) for clocks, count for counting,
+    the answer bin for charts (``value_decile:D``, ``position:I``, ``trend:up``, ...)."""
+    m = s.metadata["synthetic"]
+    return m["answer"][ANSWER[m["generator"]]]
 
 
 @dataclass
@@ -114,9 +123,12 @@ class Stats:
 
 
 def value_range(spec) -> list:
-    """The answer values a spec draws uniformly from (hours 1..12, or the count range)."""
+    """The answer values a spec draws uniformly from (hours 1..12, the count range; charts:
+    the deciles of read values of bar/scatter charts and lines, ``value_decile:0..9``)."""
     if spec.generator == "clocks":
         return list(range(1, 13))
+    if spec.generator == "charts":
+        return [f"value_decile:{d}" for d in range(10)]
     o = spec.opts()
     return list(range(o.min_count, o.max_count + 1))
 
@@ -187,7 +199,7 @@ def build_spec(store, spec, workers: int = 1) -> tuple[StageCounts, dict, list[s
                          generate(spec, stats=stats, quarantine=quarantine, workers=workers),
                          spec.shard_size)
     out = {"spec": spec.name, "generator": spec.generator, "seed": spec.seed,
-           "size": spec.size, "answer": "hour" if spec.generator == "clocks" else "count",
+           "size": spec.size, "answer": ANSWER[spec.generator],
            **stats.as_json(value_range(spec)), "shards": paths}
     store.write_json(layout.synthetic_stats(spec.name), out)
     counts = StageCounts(stats.n_in, stats.n_out, Counter(), Counter(stats.quarantined))

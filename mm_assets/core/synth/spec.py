@@ -2,7 +2,7 @@
 
 ```yaml
 name: clocks_v1          # = file name; one `synthetic` partition per spec
-generator: clocks        # clocks | counting
+generator: clocks        # clocks | counting | charts
 n: 10000                 # samples to render (indices 0..n-1)
 seed: 0                  # sample i is rendered from np.random.default_rng([seed, i]) alone
 size: 384                # image side in pixels (square)

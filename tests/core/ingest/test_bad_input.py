@@ -210,3 +210,15 @@ def test_odd_images_and_empty_text_each_get_hashes_or_a_reason(tmp_path, pillow_
         assert len(row["pixel_hashes"][0]) == 32 and len(row["bytes_hashes"][0]) == 32
         flat = "mode_16bit" in row["key"]  # its first frame is one flat colour: no pHash
         assert len(row["phashes"]) == (0 if flat else 1), row["key"]
+
+
+def test_a_corrupt_image_message_names_no_memory_address():
+    """Pillow's ``<_io.BytesIO object at 0x…>`` would name nothing and differ between runs."""
+    import pytest as _pytest
+
+    from mm_assets.core.ingest.images import ImageError, sniff_ext
+
+    with _pytest.raises(ImageError) as err:
+        sniff_ext(b"definitely not an image")
+    assert err.value.reason == "corrupt_image"
+    assert "0x" not in str(err.value) and "the image bytes" in str(err.value)

@@ -106,6 +106,8 @@ def test_ppl_assets_with_kenlm_and_per_source_deciles(arpa, tmp_path):
     from dagster import instance_for_test, materialize
 
     from mm_assets.assets.perplexity import ppl_deciles, ppl_scores
+    from mm_assets.core.commits import write_commit
+    from mm_assets.core.records import StageCounts
     from mm_assets.core.shards import write_samples
     from resources.models import LanguageModelResource
     from resources.storage import StorageResource
@@ -118,6 +120,8 @@ def test_ppl_assets_with_kenlm_and_per_source_deciles(arpa, tmp_path):
     storage = StorageResource(root=str(tmp_path))
     with storage.store().open_write("raw_shards/000000.tar") as f:
         write_samples(f, samples)
+    # committed as raw_shards would (ppl_scores checks it read every committed sample)
+    write_commit(storage.store(), "raw_shards", "000000", StageCounts(len(samples), len(samples)))
     resources = {"storage": storage, "lm": LanguageModelResource(model=f"kenlm:{arpa}")}
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("shards", ["000000"])
