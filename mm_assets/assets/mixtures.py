@@ -18,6 +18,23 @@ SAMPLE_FIELDS = ("origin", "modality", "cluster", "decile", "tokens_fixed", "tok
                  "text_tokens")
 
 
+SETTINGS = {"exact_duplicates": ("policy",),
+            "semdedup": ("image_epsilon", "text_epsilon", "target_fraction", "ranking"),
+            "ppl_deciles": ("scope",), "curated": ("text_filters",)}
+
+
+def _curation_settings(context) -> dict:
+    """``{asset.field: value}`` of the upstream curation settings in force at this build (from
+    the latest materialization of each asset of :data:`SETTINGS`), shown per row by
+    ``mm-assets eval compare``."""
+    out = {}
+    for up, fields in SETTINGS.items():
+        ev = context.instance.get_latest_materialization_event(AssetKey(up))
+        md = ev.asset_materialization.metadata if ev and ev.asset_materialization else {}
+        out |= {f"{up}.{f}": md[f].value for f in fields if f in md}
+    return out
+
+
 def _lineage(context, recipe, found) -> dict:
     """Latest materialization (run id, time) of each upstream asset the recipe read, and the
     URL + content digest of each external source."""
@@ -27,6 +44,7 @@ def _lineage(context, recipe, found) -> dict:
     for up in sorted(used):
         ev = context.instance.get_latest_materialization_event(AssetKey(up))
         out[up] = {"run_id": ev.run_id, "timestamp": ev.timestamp} if ev else None
+    out["settings"] = _curation_settings(context)
     for s in recipe.sources:
         if s.wds:
             out[f"wds:{s.name}"] = {"url": s.wds,

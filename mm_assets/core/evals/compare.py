@@ -76,6 +76,9 @@ def recipe_params(store: Store, mixture: str) -> dict:
         if v not in (None, {}, [], False, 0) or k == "seed":
             out[k] = v
     out["samples"] = len(m.get("samples", []))
+    if store.exists(layout.mixture_lineage(mixture)):  # upstream curation settings at build
+        lineage = store.read_json(layout.mixture_lineage(mixture)).get("upstream") or {}
+        out.update(lineage.get("settings") or {})
     return out
 
 
@@ -100,13 +103,15 @@ def compare(store: Store, cfg: CompareConfig) -> Comparison:
     cells = (cells.join(base, on=["benchmark", "metric"], how="left")
              .with_columns(diff=pl.col("mean") - pl.col("base")).drop("base")
              .sort("mixture", "benchmark", "metric"))
-    names = sorted(set(cells["mixture"].to_list()) - {cfg.baseline})
-    mixtures = [cfg.baseline, *names]
-    columns = sorted(set(zip(cells["benchmark"].to_list(), cells["metric"].to_list())))
     built = built_mixtures(store)
     stale = (df.filter(~pl.col("current")).group_by("mixture")
              .agg(pl.col("file_id").n_unique().alias("n")))
     stale_runs = dict(zip(stale["mixture"].to_list(), stale["n"].to_list()))
+    # a built mixture whose results are all stale is shown (with its stale runs, no cells)
+    names = sorted((set(cells["mixture"].to_list()) | (set(stale_runs) & set(built)))
+                   - {cfg.baseline})
+    mixtures = [cfg.baseline, *names]
+    columns = sorted(set(zip(cells["benchmark"].to_list(), cells["metric"].to_list())))
     return Comparison(cfg.baseline, mixtures, columns, cells,
                       {m: built[m] for m in mixtures if m in built},
                       {m: int(stale_runs.get(m, 0)) for m in mixtures},

@@ -14,8 +14,8 @@ Supported (detected from the content, then the file name):
   (``report_acc``: a ``split`` column, then ``Overall`` and one column per category, one row per
   split; score files such as POPE / HallusionBench / MME likewise, with or without a label
   column). One value per (row, numeric column): the metric is the column name, suffixed
-  ``[row label]`` when the file has several rows. XLSX needs ``openpyxl`` (not a dependency):
-  convert it to CSV first.
+  ``[row label]`` when the file has several rows. An ``.xlsx`` (VLMEvalKit's other output; the
+  first sheet, read with openpyxl, values not formulas) is read like the CSV.
 
 The **primary** metric of a benchmark (the one ``eval compare`` puts in its table): lm-eval:
 the first of ``acc,none``, ``acc_norm,none``, ``exact_match,*``, else the task's first numeric
@@ -199,6 +199,27 @@ def parse_vlmeval_csv(text: str, file_name: str, model_hint: str = "") -> Parsed
     return out
 
 
+def xlsx_to_csv(data: bytes, name: str) -> str:
+    """The first sheet of a VLMEvalKit ``.xlsx`` score file as CSV text (openpyxl, values not
+    formulas).
+
+    Raises:
+        ResultsFormatError: not a readable XLSX workbook.
+    """
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as e:  # zipfile.BadZipFile, KeyError, InvalidFileException, ...
+        raise ResultsFormatError(f"{name}: not a readable XLSX workbook ({e})") from e
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for row in wb.worksheets[0].iter_rows(values_only=True):
+        writer.writerow(["" if v is None else v for v in row])
+    wb.close()
+    return out.getvalue()
+
+
 def parse_results(data: bytes, file_name: str, model_hint: str = "") -> ParsedResults:
     """Any supported results file from its bytes (format from the content, then the name).
 
@@ -211,9 +232,8 @@ def parse_results(data: bytes, file_name: str, model_hint: str = "") -> ParsedRe
         ResultsFormatError: not a supported format (the message names the file).
     """
     name = file_name.rsplit("/", 1)[-1]
-    if name.lower().endswith((".xlsx", ".xls")):
-        raise ResultsFormatError(f"{name}: XLSX needs openpyxl, which is not installed; "
-                                 f"save the sheet as CSV ({name.rsplit('.', 1)[0]}.csv)")
+    if name.lower().endswith(".xlsx"):
+        return parse_vlmeval_csv(xlsx_to_csv(data, name), name, model_hint)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

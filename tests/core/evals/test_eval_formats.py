@@ -71,10 +71,32 @@ def test_file_names_split_into_model_and_benchmark():
     (b'{"results": {"t": {"alias": "t"}}}', "r.json", "no numeric metric"),
     (b'{"results": ', "r.json", "not valid JSON"),
     (b'"split"\n"dev"\n', "m_X_acc.csv", "no numeric score"),
-    (b"PK\x03\x04", "m_X_acc.xlsx", "openpyxl"),
+    (b"PK\x03\x04", "m_X_acc.xlsx", "not a readable XLSX workbook"),
     (b"hello", "notes.txt", "neither"),
 ])
 def test_unsupported_files_are_named(data, name, msg):
     with pytest.raises(ResultsFormatError, match=msg) as e:
         parse_results(data, name)
     assert name in str(e.value)
+
+
+def test_a_vlmevalkit_xlsx_reads_like_its_csv():
+    """VLMEvalKit writes its score tables as CSV or XLSX (pandas): the same sheet gives the
+    same metrics from either."""
+    import io
+
+    import openpyxl
+
+    rows = [["split", "Overall", "CP", "FP-S"], ["dev", 0.7512, 0.8, 0.6],
+            ["test", 0.7403, 0.79, 0.58]]
+    wb = openpyxl.Workbook()
+    for r in rows:
+        wb.active.append(r)
+    buf = io.BytesIO()
+    wb.save(buf)
+    csv_text = "\n".join(",".join(str(v) for v in r) for r in rows) + "\n"
+    from_xlsx = parse_results(buf.getvalue(), "MyVLM_MMBench_DEV_EN_acc.xlsx")
+    from_csv = parse_results(csv_text.encode(), "MyVLM_MMBench_DEV_EN_acc.csv")
+    key = [(m.benchmark, m.metric, m.value, m.primary) for m in from_xlsx.metrics]
+    assert key == [(m.benchmark, m.metric, m.value, m.primary) for m in from_csv.metrics]
+    assert ("MMBench_DEV_EN", "Overall[dev]", 0.7512, True) in key and from_xlsx.model == "MyVLM"

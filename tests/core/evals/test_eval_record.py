@@ -15,7 +15,13 @@ from eval_roots import (
 )
 
 from mm_assets.core import layout
-from mm_assets.core.evals.compare import CompareConfig, compare, render_html, render_text
+from mm_assets.core.evals.compare import (
+    CompareConfig,
+    compare,
+    recipe_params,
+    render_html,
+    render_text,
+)
 from mm_assets.core.evals.record import (
     MixtureNotBuilt,
     StaleResults,
@@ -152,6 +158,10 @@ def test_rebuild_same_recipe_keeps_digest_changed_recipe_makes_results_stale(bui
     assert store.exists(layout.evals_digest_dir("baseline_raw", old))
     with pytest.raises(ValueError, match="baseline 'baseline_raw' has no eval results"):
         compare(store, CompareConfig(baseline="baseline_raw"))
+    # with another baseline, the all-stale mixture is still a row: its stale runs, no cells
+    c = compare(store, CompareConfig(baseline="ppl_deciles_3_5"))
+    assert "baseline_raw" in c.mixtures and c.stale_runs["baseline_raw"] == 5
+    assert c.cell("baseline_raw", "arc_easy", "acc,none") is None
     # new results for the new build
     g = built["dir"] / "new.json"
     g.write_bytes(lm_eval_json({"arc_easy": 0.5}, claim={"mixture_digest": new}))
@@ -162,3 +172,17 @@ def test_rebuild_same_recipe_keeps_digest_changed_recipe_makes_results_stale(bui
     assert c.stale_runs["baseline_raw"] == 5  # 2 lm-eval + lmms + 2 VLMEvalKit files
     assert c.cell("ppl_deciles_3_5", "arc_easy", "acc,none")["diff"] == pytest.approx(
         pl.Series([0.65, 0.7]).mean() - 0.5)
+
+
+def test_rows_show_the_upstream_curation_settings_of_the_build(built):
+    """The mixtures asset records the curation settings in force (lineage.json ``settings``);
+    each comparison row shows them beside the recipe's parameters."""
+    store = built["store"]
+    lineage = store.read_json(layout.mixture_lineage("text_mm_1to3"))
+    assert "settings" in lineage["upstream"]  # written by the asset (empty: no semdedup run)
+    lineage["upstream"]["settings"] = {"semdedup.image_epsilon": 0.15,
+                                       "curated.text_filters": "mojibake"}
+    store.write_json(layout.mixture_lineage("text_mm_1to3"), lineage)
+    params = recipe_params(store, "text_mm_1to3")
+    assert params["semdedup.image_epsilon"] == 0.15
+    assert params["curated.text_filters"] == "mojibake"
