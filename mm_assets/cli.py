@@ -116,11 +116,11 @@ def _asset_config(path: str) -> dict:
 
 
 def _print_summary(summary, store) -> None:
-    from mm_assets.runner import ORDER
+    from mm_assets.runner import ALL, REPORTS
 
     cols = ["n_in", "n_out", "n_removed", "n_quarantined"]
     print(f"\n{'asset':<18}" + "".join(f"{c:>14}" for c in cols) + "  reasons")
-    for a in ORDER:
+    for a in [a for a in ALL if a not in REPORTS]:
         c = summary.counts.get(a)
         if not c:
             continue

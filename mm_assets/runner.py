@@ -32,8 +32,9 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("global", ["report"]),
 ]
 REPORTS = ["report"]  # summaries over the stages: no counts of their own
+OPTIONAL = ["synthetic"]  # built only for the specs a root has (or names): not every run's
 ALL = [a for _, names in LAYERS for a in names]
-ORDER = [a for a in ALL if a not in REPORTS]  # the stages, each with counts
+ORDER = [a for a in ALL if a not in REPORTS + OPTIONAL]  # the curation stages, with counts
 
 
 def get_instance() -> DagsterInstance:

@@ -165,9 +165,10 @@ def test_webserver_shows_lineage_and_the_materializations(graph, tmp_path):
         nodes = _graphql(port, "{ assetNodes { assetKey { path } dependencyKeys { path } } }")
         deps = {n["assetKey"]["path"][0]: {d["path"][0] for d in n["dependencyKeys"]}
                 for n in nodes["assetNodes"]}
-        assert set(deps) == set(ALL)
+        assert set(deps) == set(ALL) | {"eval_results", "ablations"}  # eval: on request only
         assert deps["mixtures"] == {"raw_shards", "exact_duplicates", "clusters", "curated",
-                               "merged", "rephrased"}
+                                    "merged", "rephrased", "synthetic"}
+        assert deps["eval_results"] == {"mixtures"}
         for asset in ORDER:
             data = _graphql(port, '{ assetOrError(assetKey: {path: ["%s"]}) { ... on Asset '
                             '{ assetMaterializations(limit: 1) { runId metadataEntries '
