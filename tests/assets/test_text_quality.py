@@ -12,7 +12,9 @@ import polars as pl
 from dagster import AssetKey, instance_for_test, materialize
 from PIL import Image
 
+from mm_assets.core.commits import write_commit
 from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
+from mm_assets.core.records import StageCounts
 from mm_assets.definitions import ALL_ASSETS, default_resources
 from resources.storage import StorageResource
 
@@ -55,6 +57,10 @@ def _graph(tmp_path, curated_config=None):
             {"key": keys, "duplicate": [False] * len(keys)}))
         store.write_parquet("ppl_deciles/deciles.parquet", pl.DataFrame(
             {"key": keys, "decile": [-1] * len(keys)}, schema={"key": pl.Utf8, "decile": pl.Int16}))
+        for asset, rel in (("semdedup", "semdedup/scores.parquet"),  # committed, as runs leave them
+                           ("ppl_deciles", "ppl_deciles/deciles.parquet")):
+            write_commit(store, asset, "all", StageCounts(len(keys), len(keys)), [rel],
+                         digests=True)
         run_config = {"ops": {"curated": {"config": curated_config}}} if curated_config else None
         res = materialize(ALL_ASSETS, selection=["curated"], partition_key=shard,
                           instance=instance, resources=resources, run_config=run_config)

@@ -20,8 +20,9 @@ STAGE_GROUPS = {"raw_shards": "ingest", "image_hashes": "dedup", "exact_duplicat
                 "embeddings": "semantic", "clusters": "semantic", "semdedup": "semantic",
                 "ppl_scores": "quality", "ppl_deciles": "quality", "text_quality": "quality",
                 "curated": "curate",
-                "merged": "text", "rephrased": "text", "mixtures": "mixtures",
-                "report": "report"}
+                "merged": "text", "rephrased": "text", "synthetic": "synthetic",
+                "mixtures": "mixtures", "report": "report", "eval_results": "eval",
+                "ablations": "eval"}
 RUN_TIMEOUT_MS = 180_000
 
 
