@@ -36,7 +36,7 @@ from __future__ import annotations
 import io
 import math
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -101,12 +101,9 @@ class ChartOptions:
 
 
 def options(raw: dict) -> ChartOptions:
-    from mm_assets.core.synth.spec import SpecError
+    from mm_assets.core.synth.spec import SpecError, check_known
 
-    known = {f.name for f in fields(ChartOptions)}
-    if set(raw) - known:
-        raise SpecError(f"options: unknown {sorted(set(raw) - known)} for charts; known "
-                        f"{sorted(known)}")
+    check_known(ChartOptions, raw, "charts")
     raw = dict(raw)
     if "types" in raw:
         if not isinstance(raw["types"], (list, tuple)) or not raw["types"] or \

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -70,12 +70,9 @@ class ClockOptions:
 
 
 def options(raw: dict) -> ClockOptions:
-    from mm_assets.core.synth.spec import SpecError
+    from mm_assets.core.synth.spec import SpecError, check_known
 
-    known = {f.name for f in fields(ClockOptions)}
-    if set(raw) - known:
-        raise SpecError(f"options: unknown {sorted(set(raw) - known)} for clocks; known "
-                        f"{sorted(known)}")
+    check_known(ClockOptions, raw, "clocks")
     o = ClockOptions(**raw)
     for k in ("second_hand", "clutter", "square"):
         if not 0 <= getattr(o, k) <= 1:

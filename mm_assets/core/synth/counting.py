@@ -59,12 +59,9 @@ class CountingOptions:
 
 
 def options(raw: dict) -> CountingOptions:
-    from mm_assets.core.synth.spec import SpecError
+    from mm_assets.core.synth.spec import SpecError, check_known
 
-    known = {f.name for f in fields(CountingOptions)}
-    if set(raw) - known:
-        raise SpecError(f"options: unknown {sorted(set(raw) - known)} for counting; known "
-                        f"{sorted(known)}")
+    check_known(CountingOptions, raw, "counting")
     o = CountingOptions(**raw)
     if not all(isinstance(getattr(o, f.name), int) for f in fields(o)):
         raise SpecError("options: min_count, max_count, max_distractors are integers")

@@ -32,6 +32,20 @@ class SpecError(ValueError):
     """A spec that cannot be used; the message names the field."""
 
 
+def check_known(cls: type, raw: dict, generator: str) -> None:
+    """Refuse option names that the generator's options dataclass ``cls`` does not declare.
+
+    Raises:
+        SpecError: naming the unknown options and the known ones.
+    """
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    if set(raw) - known:
+        raise SpecError(f"options: unknown {sorted(set(raw) - known)} for {generator}; known "
+                        f"{sorted(known)}")
+
+
 @dataclass(frozen=True, slots=True)
 class SynthSpec:
     """A validated generator spec (see module doc)."""
