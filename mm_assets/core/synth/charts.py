@@ -33,13 +33,14 @@ the image decodes at the spec size and every series / wedge colour is drawn.
 
 from __future__ import annotations
 
-import io
 import math
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from mm_assets.core.synth.draw import checked_pixels
 
 TYPES = ("bar", "line", "pie", "scatter")
 KINDS = {"bar": ("read", "max", "min", "difference", "sum"),
@@ -489,13 +490,10 @@ def check(p: dict, question: str, answer: str, image: bytes, size: int) -> str |
         return str(e).split()[0]
     if (q, a) != (question, answer):
         return "answer_mismatch"
-    try:
-        im = Image.open(io.BytesIO(image)).convert("RGB")
-    except Exception:  # noqa: BLE001 - any decode error is the reason
-        return "image_undecodable"
-    if im.size != (size, size):
-        return "image_size"
-    px = np.asarray(im, dtype=np.int16).reshape(-1, 3)
+    px, bad = checked_pixels(image, size, np.int16)
+    if bad:
+        return bad
+    px = px.reshape(-1, 3)
     for c in p["style"]["colors"]:
         if int((np.abs(px - np.array(PALETTE[c], np.int16)).max(axis=1) <= 8).sum()) < 3:
             return "series_colour_not_drawn"

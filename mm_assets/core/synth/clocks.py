@@ -24,14 +24,13 @@ the spec size and the pixels halfway along each hand have the hand's colour.
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mm_assets.core.synth.draw import SS, font, rgb_from_hsv
+from mm_assets.core.synth.draw import SS, checked_pixels, font, rgb_from_hsv
 
 ROMAN = ["XII", "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI"]
 KINDS = ("time", "time_hhmm", "time24", "time_hms", "minutes_until", "minutes_past")
@@ -292,13 +291,9 @@ def check(p: dict, question: str, answer: str, image: bytes, size: int) -> str |
     q, a, _ = qa({**p, "minute_of_12h": t[0], "second": t[1]})
     if (q, a) != (question, answer):
         return "answer_mismatch"
-    try:
-        im = Image.open(io.BytesIO(image)).convert("RGB")
-    except Exception:  # noqa: BLE001 - any decode error is the reason
-        return "image_undecodable"
-    if im.size != (size, size):
-        return "image_size"
-    px = np.asarray(im, dtype=np.int32)
+    px, bad = checked_pixels(image, size)
+    if bad:
+        return bad
     R, h = p["radius"], p["hands"]
     inner = R * (1 - max(2.0 / SS / R, p["face"]["rim"]))
     face, ink = np.array(p["face"]["rgb"]), np.array(h["rgb"])

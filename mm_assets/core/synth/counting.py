@@ -20,7 +20,6 @@ targets), inside no distractor, and the rendered pixel under each point has the 
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from dataclasses import dataclass, fields
@@ -28,7 +27,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mm_assets.core.synth.draw import SS, inside_polygon, polygon, rgb_from_hsv
+from mm_assets.core.synth.draw import SS, checked_pixels, inside_polygon, polygon, rgb_from_hsv
 
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "hexagon")
 COLORS = {"red": (215, 35, 35), "blue": (35, 75, 215), "green": (25, 150, 55),
@@ -207,13 +206,9 @@ def check(p: dict, question: str, answer: str, image: bytes, size: int) -> str |
         if any(_near(o, x, y) and inside(o, x, y) for o in others):
             return "point_on_distractor"
         hit.add(mine[0])
-    try:
-        im = Image.open(io.BytesIO(image)).convert("RGB")
-    except Exception:  # noqa: BLE001 - any decode error is the reason
-        return "image_undecodable"
-    if im.size != (size, size):
-        return "image_size"
-    px = np.asarray(im, dtype=np.int32)
+    px, bad = checked_pixels(image, size)
+    if bad:
+        return bad
     want = np.array(COLORS[p["target"]["color"]])
     for x, y in pts:
         if np.abs(px[min(int(y), size - 1), min(int(x), size - 1)] - want).max() > 12:

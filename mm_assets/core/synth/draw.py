@@ -11,6 +11,7 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageFont
 
 SS = 2  # supersampling factor: draw at SS x size, then box-reduce (interiors keep exact colours)
@@ -25,6 +26,19 @@ def font(name: str, px: int) -> ImageFont.FreeTypeFont:
 
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / FONTS[name]
     return ImageFont.truetype(str(path), max(6, int(px)))
+
+
+def checked_pixels(image: bytes, size: int, dtype=np.int32
+                   ) -> tuple[np.ndarray | None, str | None]:
+    """The checkers' first step: ``image`` decoded as RGB pixels (size×size×3, ``dtype``), or
+    the quarantine reason (``image_undecodable``, ``image_size``) and None."""
+    try:
+        im = Image.open(io.BytesIO(image)).convert("RGB")
+    except Exception:  # noqa: BLE001 - any decode error is the reason
+        return None, "image_undecodable"
+    if im.size != (size, size):
+        return None, "image_size"
+    return np.asarray(im, dtype=dtype), None
 
 
 def png_bytes(im: Image.Image) -> bytes:
