@@ -49,10 +49,10 @@ def write_quarantine(store: Store, stage: str, shard: str, rows: list[Quarantine
     return rel
 
 
-def upstream_shards(store: Store, asset: str, suffix: str = "") -> list[str]:
+def upstream_shards(store: Store, asset: str) -> list[str]:
     """Shard ids of ``asset`` that are committed (have a commit record, written last and only
     when the shard's checks pass): a global stage never reads a half-written or miscounted
-    shard. ``suffix`` is ignored (kept for callers naming the file kind).
+    shard.
 
     Raises:
         mm_assets.core.commits.UncommittedError: no shard of ``asset`` is committed, or a shard

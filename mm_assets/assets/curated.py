@@ -51,7 +51,7 @@ def shard_index(store: Store):
           or tables_fingerprint(store, TABLES))  # content digests from the commit records
 
     def build() -> None:
-        names = upstream_shards(store, "image_hashes", ".parquet")
+        names = upstream_shards(store, "image_hashes")
         key_shard = pl.concat([store.read_table(layout.image_hashes(s), KEYS).select(
             "key", pl.lit(s).alias("shard")) for s in names])
         groups, scores, dec = (store.read_table(t, s) for t, s in zip(TABLES, TABLE_SCHEMAS,

@@ -77,7 +77,7 @@ def exact_duplicates(context, config: ExactDupConfig, storage: StorageResource
     import polars as pl
 
     with Timer() as t:
-        names = upstream_shards(store, "image_hashes", ".parquet")
+        names = upstream_shards(store, "image_hashes")
         hashes = pl.concat([store.read_table(layout.image_hashes(s), schemas.IMAGE_HASHES)
                             for s in names])
         groups = exact_groups(hashes, cfg.policy)

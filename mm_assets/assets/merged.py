@@ -68,7 +68,7 @@ def merged(context, config: MergedConfig, storage: StorageResource) -> Materiali
     Streams: memory ≈ 24 B per kept image sample + ≈ 120 B per member waiting for its group,
     members spilled to a local spool (:mod:`mm_assets.core.text.merge_stream`)."""
     store, cfg = storage.store(), config.core()
-    shards = upstream_shards(store, "curated", ".tar")
+    shards = upstream_shards(store, "curated")
     stats: Counter = Counter()
     problems: list[tuple[str, str]] = []
     with Timer() as t:

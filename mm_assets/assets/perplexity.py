@@ -67,7 +67,7 @@ def ppl_deciles(context, config: PplDecilesConfig, storage: StorageResource
     decile (0-9, -1 when unscored): ``ppl_deciles/deciles.parquet``, ``ppl_deciles/edges.json``."""
     store = storage.store()
     with Timer() as t:
-        names = upstream_shards(store, "ppl_scores", ".parquet")
+        names = upstream_shards(store, "ppl_scores")
         parts = [store.read_table(layout.ppl_scores(s), SCORES_READ) for s in names]
         n_read = sum(p.height for p in parts)
         table = pl.concat(parts, how="diagonal")

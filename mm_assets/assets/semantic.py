@@ -35,7 +35,7 @@ SCORES_TABLE = layout.SEMDEDUP_SCORES
 def space_keys(store: Store, space: str) -> tuple[list[str], int]:
     """Keys of one space in corpus order and the vector dimension (0 when empty)."""
     keys, dim = [], 0
-    for shard in upstream_shards(store, "embeddings", ""):
+    for shard in upstream_shards(store, "embeddings"):
         keys.extend(store.read_table(layout.embedding_keys(shard, space),
                                      schemas.EMBEDDING_KEYS)["key"].to_list())
         dim = dim or int(store.read_npy(layout.embedding_vectors(shard, space)).shape[1])
@@ -44,14 +44,14 @@ def space_keys(store: Store, space: str) -> tuple[list[str], int]:
 
 def space_blocks(store: Store, space: str):
     """The vectors of one space, one (N_shard, D) float16 block per shard, in corpus order."""
-    for shard in upstream_shards(store, "embeddings", ""):
+    for shard in upstream_shards(store, "embeddings"):
         yield np.asarray(store.read_npy(layout.embedding_vectors(shard, space)))
 
 
 def first_images(store: Store, keys: set[str]) -> dict[str, bytes]:
     """First image of each wanted key, reading only the raw shards that hold them."""
     out: dict[str, bytes] = {}
-    for shard in upstream_shards(store, "embeddings", ""):
+    for shard in upstream_shards(store, "embeddings"):
         have = set(store.read_table(layout.embedding_keys(shard, "image"),
                                     schemas.EMBEDDING_KEYS)["key"])
         if have & keys:
@@ -132,7 +132,7 @@ def load_phashes(store: Store, keys: list[str]) -> list[list[int]]:
         ValueError: a key has no image_hashes row (re-materialize image_hashes).
     """
     want, got = set(keys), {}
-    for shard in upstream_shards(store, "image_hashes", ".parquet"):
+    for shard in upstream_shards(store, "image_hashes"):
         t = store.read_table(layout.image_hashes(shard), PHASHES).select("key", "phashes")
         got.update((k, list(p or [])) for k, p in t.iter_rows() if k in want)
     missing = want - got.keys()
