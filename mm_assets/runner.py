@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,22 +109,47 @@ def _interrupted(result) -> bool:
 
 
 @contextmanager
-def _signals_interrupt() -> Iterator[None]:
+def _signals_interrupt() -> Iterator[Callable[[], bool]]:
     """SIGINT and SIGTERM raise ``KeyboardInterrupt`` between runs (inside a run Dagster's own
-    handler interrupts the step); the previous handlers come back afterwards."""
+    handler interrupts the step); the previous handlers come back afterwards.
+
+    Yields ``pending()``: True when a SIGINT/SIGTERM arrived since the last call. Dagster's
+    ``capture_interrupts`` swallows a signal that lands after the step but before the run
+    closes (it only sets a flag, then clears it), so the runner also watches the signals
+    through ``signal.set_wakeup_fd`` and stops after such a run instead of starting the next.
+    """
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield lambda: False
         return
     old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    rfd, wfd = os.pipe()
+    os.set_blocking(rfd, False)
+    os.set_blocking(wfd, False)
+    old_fd = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
 
     def stop(signo, frame):
         raise KeyboardInterrupt(signal.Signals(signo).name)
 
+    def pending() -> bool:
+        got = b""
+        while True:
+            try:
+                chunk = os.read(rfd, 512)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        return any(b in (signal.SIGINT, signal.SIGTERM) for b in got)
+
     for sig in old:
         signal.signal(sig, stop)
     try:
-        yield
+        yield pending
     finally:
+        signal.set_wakeup_fd(old_fd)
+        os.close(rfd)
+        os.close(wfd)
         for sig, handler in old.items():
             signal.signal(sig, handler)
 
@@ -206,20 +231,21 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
         specs = register_specs(instance, resources["storage"], specs)
     summary = RunSummary()
     ops = (run_config or {}).get("ops", {})
-    with _signals_interrupt():
+    with _signals_interrupt() as pending:
         try:
             _run_layers(instance, resources, ops, summary, progress,
                         _plan(select, shards, recipes, resources["storage"].store(), missing_only,
-                              specs), log_level)
+                              specs), log_level, pending)
         except KeyboardInterrupt:
             summary.interrupted = summary.interrupted or "between runs"
     return summary
 
 
 def _run_layers(instance, resources, ops, summary: RunSummary, progress, steps,
-                log_level: str) -> None:
+                log_level: str, pending: Callable[[], bool] = lambda: False) -> None:
     """Materialize each layer's partitions in order; stop at the first failed layer or at an
-    interrupt (recording what finished and what did not start)."""
+    interrupt (recording what finished and what did not start). ``pending()`` says whether a
+    signal arrived during a run that Dagster did not turn into an interruption."""
     todo = [_label(chosen, key) for chosen, keys in steps for key in keys]
     for chosen, keys in steps:
         cfg = {"ops": {n: ops[n] for n in chosen if n in ops},
@@ -240,16 +266,23 @@ def _run_layers(instance, resources, ops, summary: RunSummary, progress, steps,
             if _interrupted(result):
                 summary.interrupted = f"{label} (run {result.run_id})"
                 return
+            late_signal = pending()
             if not result.success:
                 why = [_root_cause(e.step_failure_data.error)
                        for e in result.get_step_failure_events() if e.step_failure_data.error]
                 summary.failed.append(f"{'+'.join(chosen)}[{key or 'global'}] run "
                                       f"{result.run_id}" + (f": {why[0]}" if why else ""))
+                if late_signal:
+                    summary.interrupted = f"{label}, just as it failed"
+                    return
                 continue
             summary.finished.append(label)
             for n in chosen:
                 for mat in result.asset_materializations_for_node(n):
                     summary.add(n, mat.metadata)
+            if late_signal:  # the signal landed as the run was closing: stop before the next
+                summary.interrupted = f"{label}, just as it finished"
+                return
         if summary.failed:  # downstream layers would only fail on missing inputs
             summary.not_started = []
             break
