@@ -103,15 +103,25 @@ def _log_level() -> str:
     return "INFO" if DEBUG["on"] else "CRITICAL"
 
 
-def _asset_config(path: str) -> dict:
-    """``{asset: {field: value}}`` from a YAML file as a Dagster run config."""
+def _asset_config(path: str, known: list[str] | None = None) -> dict:
+    """``{asset: {field: value}}`` from a YAML file as a Dagster run config.
+
+    Raises:
+        FileNotFoundError: no such file; ValueError: not YAML, not that shape, or an asset
+            not in ``known`` (each message names ``--config`` and the file).
+    """
     if not path:
         return {}
-    import yaml
+    from mm_assets.cli_paths import read_yaml_mapping
 
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError(f"{path}: expected a mapping of asset name to a mapping of fields")
+    data = read_yaml_mapping(path, "--config")
+    if not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"--config {path}: expected a mapping of asset name to a mapping of "
+                         "fields")
+    bad = sorted(a for a in data if known is not None and a not in known)
+    if bad:
+        raise ValueError(f"--config {path}: unknown asset {', '.join(map(repr, bad))}; known: "
+                         f"{', '.join(sorted(known))}")
     return {"ops": {a: {"config": fields} for a, fields in data.items()}}
 
 
@@ -140,9 +150,13 @@ def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebD
     """Stream JSON (array, JSONL, object, records keyed by id, wrapper) or WebDataset tars
     into shard manifests + partitions; prints each input's shape and records."""
     _setup(root)
+    from mm_assets.cli_paths import check_input_dir
+
     try:
+        if images:
+            check_input_dir(images, "--images")
         store, new = _ingest(input, images, shard_size, wds_key.replace("-", "_"), print)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, PermissionError) as e:
         _usage_error(e)
     print(f"{len(new)} new shard(s)" + (f": {', '.join(new)}" if new else ""))
     print(f"storage root: {store.root}")
@@ -158,14 +172,26 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
                                     "*.yaml)"),
         missing: bool = typer.Option(False, "--missing", help="skip materialized partitions"),
         config: str = typer.Option("", "--config", help="YAML: {asset: {field: value}}"),
+        batch: int = typer.Option(1, "--batch", min=1,
+                                  help="shards per run in per-shard layers (their worker "
+                                  "processes share a run's shards; 1 = a run per shard)"),
         root: str = RootOpt) -> None:
     """Materialize assets in process (no webserver needed), with progress."""
     _setup(root)
+    try:  # a bad --config file fails before anything runs
+        _asset_config(config)
+    except (ValueError, FileNotFoundError, PermissionError) as e:
+        _usage_error(e)
     from mm_assets.core.mix.registry import all_recipes, root_recipes
+    from mm_assets.definitions import ALL_ASSETS
     from mm_assets.partitions import parse_recipe_spec, parse_shard_spec
     from mm_assets.runner import get_instance, register_recipes, run_graph
     from resources.storage import StorageResource
 
+    try:
+        run_config = _asset_config(config, [a.node_def.name for a in ALL_ASSETS])
+    except (ValueError, FileNotFoundError, PermissionError) as e:
+        _usage_error(e)
     instance = get_instance()
     try:
         keys = parse_shard_spec(shards, instance.get_dynamic_partitions("shards"))
@@ -178,7 +204,7 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
         t0 = time.time()
         summary = run_graph(instance, select=names, shards=keys, recipes=chosen,
                             missing_only=missing, log_level=_log_level(),
-                            run_config=_asset_config(config),
+                            run_config=run_config, batch=batch,
                             progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True))
     except ValueError as e:
         _usage_error(e)
@@ -254,10 +280,17 @@ def report(root: str = RootOpt,
                                    f"{{root}}/{layout.FUNNEL_HTML})")) -> None:
     """The corpus funnel: every stage's figures summed over all partitions, reconciled.
 
-    Exit 1 when a reconciliation fails, 2 when the root holds no materialized shard."""
+    Exit 1 when a reconciliation fails, 2 when the root holds no materialized shard or
+    ``--out`` cannot be written (checked before the funnel is built)."""
     _setup(root)
+    from mm_assets.cli_paths import check_output_file
     from resources.storage import StorageResource
 
+    try:
+        if out:
+            check_output_file(out, "--out")
+    except (FileNotFoundError, PermissionError) as e:
+        _usage_error(e)
     try:
         ok = _report(StorageResource().store(), out)
     except ValueError as e:
@@ -307,21 +340,28 @@ def sample(asset: str = typer.Option(..., "--asset", help="raw_shards, curated, 
            n: int = typer.Option(None, "--n", help="samples per section (groups for group views)"),
            seed: int = typer.Option(0, "--seed"),
            parquet: bool = typer.Option(False, "--parquet", help="also write samples.parquet"),
+           recipe: str = typer.Option(None, "--recipe", help="mining recipe (--asset mined)"),
            root: str = RootOpt) -> None:
     """Write a static HTML gallery (opens offline) of an asset's samples and their decisions."""
     _setup(root)
     from mm_assets.browse.gallery import build_gallery
     from mm_assets.browse.select import spec_for_asset
+    from mm_assets.cli_paths import check_output_dir
     from mm_assets.core.storage import Store
     from resources.storage import StorageResource
 
     try:
+        check_output_dir(out, "--out")
+        if "mined" in (asset, view):  # per cluster: corpus sheet beside mined images
+            from mm_assets.browse.mined import cli_sample_mined
+            return cli_sample_mined(out, recipe, cluster, n, seed, parquet)
         spec = spec_for_asset(asset, view or None, n=n, seed=seed, reason=reason,
                               cluster=cluster, space=space, decile=decile, source=source,
                               flag=flag)
         dest = Store(out if "://" in out else str(Path(out).resolve()))
-        res = build_gallery(StorageResource().store(), spec, dest, parquet=parquet)
-    except (ValueError, FileNotFoundError) as e:
+        res = build_gallery(StorageResource().store(), spec, dest, parquet=parquet,
+                            allow_empty=False)  # filters matching nothing: exit 2
+    except (ValueError, FileNotFoundError, PermissionError) as e:
         _usage_error(e)
     print(f"{res.cards} samples in {res.sections} section(s), {res.shards_read} raw shard(s) "
           f"read -> {res.index}" + (f" + {res.parquet}" if res.parquet else ""))
@@ -333,7 +373,8 @@ def synth(specs: str = typer.Option("", "--specs",
                                     "or the root's own; all = every one (default: the root's "
                                     f"own, {{root}}/{layout.SYNTHETIC}/*.yaml)"),
           root: str = RootOpt) -> None:
-    """Render synthetic-data specs (asset `synthetic`, one partition per spec)."""
+    """Render synthetic-data specs and run the corpus checks on them (assets `synthetic`
+    and `synthetic_checked`, one partition per spec)."""
     _setup(root)
     from mm_assets.core.synth.spec import all_specs, root_specs
     from mm_assets.partitions import parse_recipe_spec
@@ -344,7 +385,8 @@ def synth(specs: str = typer.Option("", "--specs",
     try:
         names = parse_recipe_spec(specs, sorted(all_specs(store)), root_specs(store))
         t0 = time.time()
-        summary = run_graph(instance, select=["synthetic"], specs=names, log_level=_log_level(),
+        summary = run_graph(instance, select=["synthetic", "synthetic_checked"], specs=names,
+                            log_level=_log_level(),
                             progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}",
                                                      flush=True))
     except ValueError as e:
@@ -379,3 +421,12 @@ def _register_eval() -> None:
 
 
 _register_eval()
+from mm_assets.interleaved_cli import interleaved_app  # the interleaved commands
+
+app.add_typer(interleaved_app, name="interleaved")
+from mm_assets.pool_cli import pool_app  # the external image pool commands
+
+app.add_typer(pool_app, name="pool")
+from mm_assets.mine_cli import mine  # mining pools by cluster (asset mined)
+
+app.command()(mine)

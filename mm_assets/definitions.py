@@ -10,15 +10,19 @@ from mm_assets.assets.curated import curated
 from mm_assets.assets.dedup import exact_duplicates, image_hashes
 from mm_assets.assets.embeddings import embeddings
 from mm_assets.assets.evals import ablations, eval_results
+from mm_assets.assets.interleaved import INTERLEAVED_ASSETS
 from mm_assets.assets.merged import merged, rephrased
+from mm_assets.assets.mining import mined
 from mm_assets.assets.mixtures import mixtures
 from mm_assets.assets.perplexity import ppl_deciles, ppl_scores
+from mm_assets.assets.pool import pool_assign
 from mm_assets.assets.raw import raw_shards
 from mm_assets.assets.report import report
 from mm_assets.assets.semantic import clusters, semdedup
 from mm_assets.assets.synthetic import synthetic
+from mm_assets.assets.synthetic_checked import synthetic_checked
 from mm_assets.assets.text_quality import text_quality
-from mm_assets.jobs import eval_results_job, global_job, ingest_job, per_shard_job
+from mm_assets.jobs import eval_results_job, global_job, ingest_job, per_shard_job, pool_assign_job
 from mm_assets.partitions import GLOBAL_CRON
 from resources.models import EmbedderResource, LanguageModelResource
 from resources.storage import StorageResource
@@ -29,8 +33,11 @@ PER_SHARD = [raw_shards, image_hashes, embeddings, ppl_scores, text_quality]
 GLOBAL_1 = [exact_duplicates, clusters, ppl_deciles, semdedup]
 ALL_ASSETS = [raw_shards, image_hashes, embeddings, ppl_scores, text_quality, exact_duplicates,
               clusters,
+              pool_assign, mined,
               semdedup, ppl_deciles, curated, merged, rephrased, mixtures, report, synthetic,
+              synthetic_checked,
               eval_results, ablations]
+ALL_ASSETS += INTERLEAVED_ASSETS  # group interleaved, doc_shards partitions
 
 
 def executor_from_env() -> ExecutorDefinition | None:
@@ -57,6 +64,7 @@ nightly_global = ScheduleDefinition(
     description="global stages once a night, never on every shard")
 
 defs = Definitions(assets=ALL_ASSETS, resources=default_resources(),
-                   jobs=[per_shard_job, global_job, ingest_job, eval_results_job],
+                   jobs=[per_shard_job, global_job, ingest_job, eval_results_job,
+                         pool_assign_job],
                    schedules=[nightly_global],
                    sensors=[new_data_sensor, eval_results_sensor], executor=executor_from_env())

@@ -73,13 +73,19 @@ def compare_cmd(baseline: str = typer.Option("baseline_raw", "--baseline",
 
     Per cell: mean over the eval runs of each mixture's current build, runs, difference to the
     baseline; per row the recipe parameters; one bar plot per benchmark. Exit 2 when the
-    baseline has no results."""
+    baseline has no results or ``--out`` cannot be written (checked first)."""
     from mm_assets.cli import _setup
+    from mm_assets.cli_paths import check_output_file
     from mm_assets.core.evals.compare import CompareConfig, compare, render_html, render_text
     from mm_assets.viz.evals import benchmark_plots
     from resources.storage import StorageResource
 
     _setup(root)
+    try:
+        if out:
+            check_output_file(out, "--out")
+    except (FileNotFoundError, PermissionError) as e:
+        _fail(str(e), 2)
     store = StorageResource().store()
     try:
         c = compare(store, CompareConfig(baseline=baseline))

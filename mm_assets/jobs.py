@@ -22,6 +22,9 @@ per_shard_job = define_asset_job(
 eval_results_job = define_asset_job(
     "eval_results_job", selection=AssetSelection.assets("eval_results"),
     description="record dropped eval-results files for one mixture (eval_results_sensor)")
+pool_assign_job = define_asset_job(
+    "pool_assign_job", selection=AssetSelection.assets("pool_assign"),
+    description="assign new shards of a registered image pool (new_data_sensor)")
 
 
 IngestDropsConfig = dagster_config(IngestConfig, "IngestDropsConfig", extra={

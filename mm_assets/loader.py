@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 
 import polars as pl
@@ -34,8 +35,29 @@ def iter_mixture(store: Store, recipe: str) -> Iterator[tuple[str, list[Image.Im
 
 
 def export_index(store: Store, recipe: str, rel: str | None = None) -> str:
-    """Write the mixture's per-sample index (manifest ``samples``) as Parquet; returns its URL."""
+    """Write the mixture's per-sample index (manifest ``samples``: one row per drawn sample)
+    as Parquet, atomically.
+
+    Args:
+        store: the storage root holding the mixture.
+        recipe: the mixture's recipe name.
+        rel: where to write. None: ``{root}/mixtures/{recipe}/index.parquet``
+            (:func:`~mm_assets.core.layout.mixture_index`); a relative path: under the storage
+            root; an absolute local path or a URL (``s3://bucket/key``): used as given (on a
+            URL's filesystem with its default options).
+
+    Returns:
+        The URL (or absolute path) of the written file.
+
+    Raises:
+        FileNotFoundError: the mixture was not materialized.
+    """
     manifest = store.read_json(layout.mixture_manifest(recipe))
+    df = pl.DataFrame(manifest["samples"])
     rel = rel or layout.mixture_index(recipe)
-    store.write_parquet(rel, pl.DataFrame(manifest["samples"]))
+    if "://" in rel or os.path.isabs(rel):
+        folder, name = rel.rstrip("/").rsplit("/", 1)
+        Store(folder or "/").write_parquet(name, df)
+        return rel
+    store.write_parquet(rel, df)
     return store.url(rel)

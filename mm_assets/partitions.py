@@ -15,6 +15,13 @@ shards = DynamicPartitionsDefinition(name="shards")
 recipes = DynamicPartitionsDefinition(name="recipes")
 # one partition per synthetic-data spec (mm_assets/synthetic/*.yaml, {root}/synthetic/*.yaml)
 synthetic_specs = DynamicPartitionsDefinition(name="synthetic")
+# one partition per interleaved document shard (mm-assets interleaved ingest; docs/{shard}.tar)
+doc_shards = DynamicPartitionsDefinition(name="doc_shards")
+# one partition per shard of a registered external image pool: "{pool}__{shard stem}"
+# (mm-assets pool add; mm_assets.core.mine.pool)
+pool_shards = DynamicPartitionsDefinition(name="pool_shards")
+# one partition per mining recipe (mm_assets/mining/*.yaml, {root}/mining/*.yaml)
+mining = DynamicPartitionsDefinition(name="mining")
 
 # Backfills of many shards run several partitions per run, so run start-up does not dominate.
 shard_backfill = BackfillPolicy.multi_run(max_partitions_per_run=16)

@@ -27,12 +27,16 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("global", ["exact_duplicates", "clusters", "ppl_deciles", "semdedup"]),
     ("shards", ["curated"]),
     ("global", ["merged", "rephrased"]),
-    ("synthetic", ["synthetic"]),
+    ("synthetic", ["synthetic", "synthetic_checked"]),
+    ("pool_shards", ["pool_assign"]),
+    ("mining", ["mined"]),
     ("recipes", ["mixtures"]),
     ("global", ["report"]),
 ]
 REPORTS = ["report"]  # summaries over the stages: no counts of their own
-OPTIONAL = ["synthetic"]  # built only for the specs a root has (or names): not every run's
+# built only for what a root has (or names), not by every run: synthetic-data specs, shards
+# of registered pools (mm-assets pool add), mining recipes (they need a pool)
+OPTIONAL = ["synthetic", "synthetic_checked", "pool_assign", "mined"]
 ALL = [a for _, names in LAYERS for a in names]
 ORDER = [a for a in ALL if a not in REPORTS + OPTIONAL]  # the curation stages, with counts
 
@@ -154,7 +158,7 @@ def _signals_interrupt() -> Iterator[Callable[[], bool]]:
             signal.signal(sig, handler)
 
 
-def _plan(select, shards, recipes, store, missing_only, specs=None
+def _plan(select, shards, recipes, store, missing_only, specs=None, minings=None
           ) -> list[tuple[list[str], list]]:
     """(assets, partition keys) per layer, in order. With ``missing_only`` a partition is
     skipped only when every chosen asset has its commit record (written last, only when its
@@ -168,7 +172,11 @@ def _plan(select, shards, recipes, store, missing_only, specs=None
         if not chosen:
             continue
         keys = {"shards": shards, "recipes": recipes or [], "synthetic": specs or [],
-                "global": [None]}[kind]
+                "mining": minings or [], "global": [None]}.get(kind)
+        if kind == "pool_shards":  # every shard of every registered pool
+            from mm_assets.core.mine.pool import all_partition_keys
+
+            keys = all_partition_keys(store)
         if missing_only and kind != "global":
             done = set.intersection(*(set(read_commits(store, n)) for n in chosen))
             keys = [k for k in keys if k not in done]
@@ -176,16 +184,46 @@ def _plan(select, shards, recipes, store, missing_only, specs=None
     return steps
 
 
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def _batches(keys: list[str], order: list[str], size: int) -> list:
+    """Shard keys grouped into runs of at most ``size`` keys that are consecutive in the
+    partitions' order (a Dagster partition range must be contiguous); a group of two or more
+    is a tuple, a lone key stays a string. ``size`` ≤ 1: one run per key, as given."""
+    if size <= 1:
+        return list(keys)
+    pos = {k: i for i, k in enumerate(order)}
+    out: list[list[str]] = []
+    for k in sorted(keys, key=lambda k: pos.get(k, len(pos))):
+        if out and len(out[-1]) < size and k in pos and out[-1][-1] in pos \
+                and pos[k] == pos[out[-1][-1]] + 1:
+            out[-1].append(k)
+        else:
+            out.append([k])
+    return [g[0] if len(g) == 1 else tuple(g) for g in out]
+
+
+def _batched(steps: list[tuple[list[str], list]], order: list[str], size: int
+             ) -> list[tuple[list[str], list]]:
+    """``steps`` with the keys of the shard layers grouped by :func:`_batches`."""
+    shard_assets = {n for kind, names in LAYERS if kind == "shards" for n in names}
+    return [(chosen, _batches(keys, order, size) if set(chosen) <= shard_assets else keys)
+            for chosen, keys in steps]
+
+
 def _label(chosen: list[str], key) -> str:
+    if isinstance(key, tuple):
+        return f"{'+'.join(chosen)} [{key[0]}..{key[-1]}: {len(key)} shards]"
     return f"{'+'.join(chosen)}" + (f" [{key}]" if key else "")
 
 
 def run_graph(instance: DagsterInstance, resources: dict | None = None,
               select: list[str] | None = None, shards: list[str] | None = None,
               recipes: list[str] | None = None, run_config: dict | None = None,
-              specs: list[str] | None = None,
-              progress=None, missing_only: bool = False, log_level: str = "CRITICAL"
-              ) -> RunSummary:
+              specs: list[str] | None = None, minings: list[str] | None = None,
+              progress=None, missing_only: bool = False, log_level: str = "CRITICAL",
+              batch: int = 1) -> RunSummary:
     """Materialize ``select`` (default: every asset) over ``shards`` (default: all known).
 
     Args:
@@ -197,10 +235,18 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
             ``{root}/recipes/*.yaml``; shipped examples only when named here).
         specs: synthetic-data spec partition keys (default: the root's own specs,
             ``{root}/synthetic/*.yaml``; shipped examples only when named here).
+        minings: mining-recipe partition keys of ``mined`` (default: the root's own,
+            ``{root}/mining/*.yaml``; shipped examples only when named here).
         run_config: per-asset config, ``{"ops": {asset: {"config": {...}}}}``.
         progress: callable ``(step: str) -> None`` for progress display.
         missing_only: skip partitions whose selected assets are all materialized already
             (resuming a killed run recomputes only unfinished shards).
+        batch: shards per run in the per-shard layers (consecutive shards, one Dagster
+            partition-range run, as a BackfillPolicy batch; each per-shard asset then spreads
+            the run's shards over its worker processes, ``workers``: one per core by default).
+            1 = one run per shard. Each shard keeps its own counts, commit record and checks; a
+            shard that raises fails its run (shards committed before it stay committed, and
+            ``missing_only`` recomputes the rest).
         log_level: Dagster console log level; the default keeps step tracebacks out of the
             console (each failure is returned in ``RunSummary.failed`` as one line, and the
             full logs stay in the instance).
@@ -220,22 +266,32 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
     if unknown:
         raise ValueError(f"unknown asset(s) {unknown}; known: {ALL}")
     shards = shards if shards is not None else instance.get_dynamic_partitions("shards")
-    if not instance.get_dynamic_partitions("shards") and set(select) - {"mixtures", "synthetic"}:
+    if not instance.get_dynamic_partitions("shards") and set(select) - {"mixtures", *OPTIONAL}:
         raise NothingIngested("nothing ingested yet: run `mm-assets ingest --input FILE` "
                               "first (no shard partitions in this instance)")
     if "mixtures" in select:  # named recipes become partitions too (the UI then shows them)
         recipes = register_recipes(instance, resources["storage"], recipes)
-    if "synthetic" in select:  # likewise for synthetic-data specs
+    if set(OPTIONAL) & set(select):  # likewise for synthetic-data specs
         from mm_assets.assets.synthetic import register_specs
 
         specs = register_specs(instance, resources["storage"], specs)
+    if "mined" in select:  # and mining recipes
+        from mm_assets.assets.mining import register_mining
+
+        minings = register_mining(instance, resources["storage"], minings)
+    if "pool_assign" in select:  # and the shards of registered pools
+        from mm_assets.assets.pool import register_pool_shards
+
+        register_pool_shards(instance, resources["storage"])
     summary = RunSummary()
     ops = (run_config or {}).get("ops", {})
     with _signals_interrupt() as pending:
         try:
             _run_layers(instance, resources, ops, summary, progress,
-                        _plan(select, shards, recipes, resources["storage"].store(), missing_only,
-                              specs), log_level, pending)
+                        _batched(_plan(select, shards, recipes, resources["storage"].store(),
+                                       missing_only, specs, minings),
+                                 instance.get_dynamic_partitions("shards"), batch),
+                        log_level, pending)
         except KeyboardInterrupt:
             summary.interrupted = summary.interrupted or "between runs"
     return summary
@@ -256,9 +312,11 @@ def _run_layers(instance, resources, ops, summary: RunSummary, progress, steps,
             try:  # a signal from here on belongs to this run (its progress line is out)
                 if progress:
                     progress(label)
-                result = materialize(ALL_ASSETS, selection=chosen, partition_key=key,
-                                     instance=instance, resources=resources, run_config=cfg,
-                                     raise_on_error=False)
+                where = ({"tags": dict(zip(RANGE_TAGS, (key[0], key[-1]), strict=True))}
+                         if isinstance(key, tuple) else {"partition_key": key})
+                result = materialize(ALL_ASSETS, selection=chosen, instance=instance,
+                                     resources=resources, run_config=cfg,
+                                     raise_on_error=False, **where)
             except KeyboardInterrupt:
                 summary.interrupted = label
                 raise

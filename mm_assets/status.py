@@ -14,6 +14,8 @@ from mm_assets.core import layout
 from mm_assets.core.mix.registry import root_recipes
 from mm_assets.core.storage import Store
 from mm_assets.core.synth.spec import root_specs
+from mm_assets.partitions import mining as mining_def
+from mm_assets.partitions import pool_shards as pool_shards_def
 from mm_assets.partitions import recipes as recipes_def
 from mm_assets.partitions import shards as shards_def
 from mm_assets.partitions import synthetic_specs as synthetic_def
@@ -42,8 +44,28 @@ def root_partitions(store: Store) -> dict[str, list[str]]:
     shards = layout.shard_ids(store, layout.INPUTS, layout.MANIFEST_SUFFIX)
     built = [n for n in store.ls(layout.MIXTURES) if "." not in n]
     rendered = [n for n in store.ls(layout.SYNTHETIC) if "." not in n]
+    from mm_assets.core.mine.recipe import root_mining_recipes
+
+    mined = [n for n in store.ls(layout.MINED) if "." not in n]
     return {"shards": shards, "recipes": sorted(set(root_recipes(store)) | set(built)),
-            "synthetic": sorted(set(root_specs(store)) | set(rendered))}
+            "synthetic": sorted(set(root_specs(store)) | set(rendered)),
+            "pool_shards": _pool_shards(store),
+            "mining": sorted(set(root_mining_recipes(store)) | set(mined))}
+
+
+def _pool_shards(store: Store) -> list[str]:
+    """``pool_shards`` keys of the registered pools' shards (a pool whose prefix cannot be
+    listed now counts its committed shards only)."""
+    from mm_assets.core.commits import read_commits
+    from mm_assets.core.mine.pool import PoolError, load_pool, partition_key, pool_names
+
+    keys = set(read_commits(store, "pool_assign"))
+    for name in pool_names(store):
+        try:
+            keys |= {partition_key(name, s) for s in load_pool(store, name).shards()}
+        except PoolError:
+            pass
+    return sorted(keys)
 
 
 def _global_failed(instance: DagsterInstance, key: AssetKey) -> bool:
@@ -62,8 +84,11 @@ def asset_statuses(instance: DagsterInstance, store: Store, order: list[str]
     """One :class:`AssetStatus` per asset of ``order`` for the partitions of ``store``."""
     parts = root_partitions(store)
     known = {k: set(instance.get_dynamic_partitions(k))
-             for k in ("shards", "recipes", "synthetic")}
-    by_asset = {"mixtures": ("recipes", recipes_def), "synthetic": ("synthetic", synthetic_def)}
+             for k in ("shards", "recipes", "synthetic", "pool_shards", "mining")}
+    by_asset = {"mixtures": ("recipes", recipes_def), "synthetic": ("synthetic", synthetic_def),
+                "synthetic_checked": ("synthetic", synthetic_def),
+                "pool_assign": ("pool_shards", pool_shards_def),
+                "mined": ("mining", mining_def)}
     out = []
     for a in order:
         key = AssetKey(a)

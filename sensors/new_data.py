@@ -52,7 +52,7 @@ from dagster import (
 
 from mm_assets.core import layout
 from mm_assets.core.storage import Store
-from mm_assets.jobs import ingest_job, per_shard_job
+from mm_assets.jobs import ingest_job, per_shard_job, pool_assign_job
 from resources.storage import StorageResource
 
 SUFFIXES = (".json", ".jsonl", ".tar", ".tgz", ".tar.gz")
@@ -172,6 +172,23 @@ def unregistered_shards(store: Store, known: set[str]) -> list[str]:
             if s not in known]
 
 
+def unregistered_pool_shards(store: Store, known: set[str], log=None) -> list[str]:
+    """Shards of registered pools (``pools/*.yaml``, :mod:`mm_assets.core.mine.pool`) that are
+    not ``pool_shards`` partitions yet; one listing per prefix. A pool whose prefix cannot be
+    listed is skipped (logged), the others are not held up."""
+    from mm_assets.core.mine.pool import PoolError, load_pool, partition_key, pool_names
+
+    out = []
+    for name in pool_names(store):
+        try:
+            out += [k for s in load_pool(store, name).shards()
+                    if (k := partition_key(name, s)) not in known]
+        except PoolError as e:
+            if log is not None:
+                log.warning(f"pool {name}: {e}")
+    return out
+
+
 def _url(fs: fsspec.AbstractFileSystem, path: str) -> str:
     """URL of a listed path (plain path on local disk)."""
     protos = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
@@ -195,7 +212,8 @@ def ingest_request(urls: list[str], versions: list[str], settings: DropSettings)
                           "urls": urls, "shard_size": settings.shard_size}}}})
 
 
-@sensor(jobs=[per_shard_job, ingest_job], minimum_interval_seconds=sensor_interval_s(),
+@sensor(jobs=[per_shard_job, ingest_job, pool_assign_job],
+        minimum_interval_seconds=sensor_interval_s(),
         default_status=DefaultSensorStatus.RUNNING)
 def new_data_sensor(context: SensorEvaluationContext, storage: StorageResource) -> SensorResult:
     """New shard files and LLaVA JSON/JSONL drops under the input prefix -> shards -> runs."""
@@ -216,5 +234,11 @@ def new_data_sensor(context: SensorEvaluationContext, storage: StorageResource) 
     fresh = unregistered_shards(store, set(context.instance.get_dynamic_partitions("shards")))
     requests += [RunRequest(run_key=f"shard-{s}", partition_key=s, job_name=per_shard_job.name)
                  for s in fresh]
-    return SensorResult(run_requests=requests, dynamic_partitions_requests=partition_batches(fresh),
+    pools = unregistered_pool_shards(store, set(context.instance.get_dynamic_partitions(
+        "pool_shards")), context.log)  # new pool shards: partitions, and runs once clustered
+    if store.exists(layout.centroids("image")):
+        requests += [RunRequest(run_key=f"pool-{k}", partition_key=k,
+                                job_name=pool_assign_job.name) for k in pools]
+    return SensorResult(run_requests=requests, dynamic_partitions_requests=partition_batches(
+                            fresh) + partition_batches(pools, "pool_shards"),
                         cursor=json.dumps(cursor, sort_keys=True))

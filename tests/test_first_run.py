@@ -52,6 +52,7 @@ def test_first_run_on_three_own_records(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Traceback" not in run.stdout + run.stderr
     assert "dagster.yaml" not in run.stderr  # a new home gets one, silently
+    assert "Loading weights" not in run.stderr  # no model-loading tqdm bars
     table = {ln.split()[0]: ln.split()[1:3] for ln in run.stdout.splitlines()
              if ln.split() and ln.split()[0] in ("raw_shards", "embeddings", "rephrased")}
     assert table == {"raw_shards": ["3", "3"], "embeddings": ["3", "3"],

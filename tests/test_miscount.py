@@ -165,3 +165,35 @@ def test_a_batched_run_records_each_partitions_own_counts(tmp_path):
     recs = read_commits(store, "raw_shards")
     assert {p: (r["counts"]["n_in"], r["counts"]["n_out"]) for p, r in recs.items()} == {
         s: w[:2] for s, w in want.items()}
+
+
+def test_run_batch_puts_consecutive_shards_in_one_run_each_with_its_own_record(ingested):
+    """`run --batch 2` over 3 shards: 2 runs ([000000..000001] and [000002]), every shard its
+    own commit record and counts; `--missing` after one shard lost its record reruns only it."""
+    r = _cli(ingested, "run", "--select", "raw_shards,image_hashes", "--batch", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    runs = [ln.split("] ", 1)[1] for ln in r.stdout.splitlines() if ln.startswith("[")]
+    assert runs == ["raw_shards+image_hashes [000000..000001: 2 shards]",
+                    "raw_shards+image_hashes [000002]"], r.stdout
+    store = Store(str(ingested / "root"))
+    for asset in ("raw_shards", "image_hashes"):
+        recs = read_commits(store, asset)
+        assert sorted(recs) == ["000000", "000001", "000002"]
+        assert all(rec["counts"]["n_in"] == PER_SHARD for rec in recs.values()), recs
+    (ingested / "root" / "_commits" / "image_hashes" / "000001.json").unlink()
+    again = _cli(ingested, "run", "--select", "raw_shards,image_hashes", "--batch", "2",
+                 "--missing")
+    assert again.returncode == 0, again.stderr[-2000:]
+    runs = [ln.split("] ", 1)[1] for ln in again.stdout.splitlines() if ln.startswith("[")]
+    assert runs == ["raw_shards+image_hashes [000001]"], again.stdout
+
+
+def test_batches_are_consecutive_in_partition_order():
+    from mm_assets.runner import _batches
+
+    order = [f"{i:06d}" for i in range(10)]
+    keys = ["000003", "000000", "000001", "000002", "000005", "000006", "000009"]
+    assert _batches(keys, order, 3) == [("000000", "000001", "000002"), "000003",
+                                        ("000005", "000006"), "000009"]
+    assert _batches(keys, order, 1) == keys
+    assert _batches(["000004", "000007"], order, 16) == ["000004", "000007"]

@@ -9,6 +9,7 @@ from dagster import MaterializeResult, asset
 from mm_assets.assets._common import per_shard, read_shard, write_quarantine
 from mm_assets.checks import counts_spec, upstream_spec
 from mm_assets.core import layout, schemas
+from mm_assets.core.mine.pool_encoder import write_shard_identity
 from mm_assets.core.records import StageCounts
 from mm_assets.core.semantic.embed_cache import (
     MAX_PIXELS,
@@ -52,6 +53,7 @@ def embeddings(context, storage: StorageResource, embedder: EmbedderResource
             store.write_table(layout.embedding_keys(shard, space),
                               pl.DataFrame({"key": keys}, schema=keys_schema), keys_schema)
         write_quarantine(store, "embeddings", shard, emb.quarantined)
+        write_shard_identity(store, shard, fp, img_enc)  # pool_assign refuses another encoder
         counts = StageCounts(len(samples), len(emb.image_keys) + len(emb.text_keys),
                              quarantined=Counter(q.reason for q in emb.quarantined))
         return counts, {"image_model": img_enc.name, "image_dim": img_enc.dim,

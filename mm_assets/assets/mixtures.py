@@ -8,16 +8,18 @@ from dagster import AssetKey, MaterializeResult, MetadataValue, asset
 from mm_assets.assets._common import Timer, global_result, write_quarantine
 from mm_assets.checks import counts_spec
 from mm_assets.core import layout, schemas
+from mm_assets.core.interleaved.tokens import SCHEMES
 from mm_assets.core.mix.build import ASSET_DIRS, collect, write_mixture
-from mm_assets.core.mix.draw import draw, summarise, token_counter
+from mm_assets.core.mix.draw import REPORT_SCHEMES, draw, summarise, token_counter
 from mm_assets.core.mix.registry import load_recipe
 from mm_assets.partitions import recipes
 from resources.storage import StorageResource
 
-SAMPLE_FIELDS = ("origin", "modality", "cluster", "decile", "tokens_fixed", "tokens_native",
-                 "text_tokens")
+SAMPLE_FIELDS = ("origin", "modality", "cluster", "decile", "image_tokens", "text_tokens",
+                 "n_images")
 
 
+DOC_ASSETS = {"docs": "interleaved_docs", "docs_curated": "docs_curated"}  # {interleaved: ...}
 SETTINGS = {"exact_duplicates": ("policy",),
             "semdedup": ("image_epsilon", "text_epsilon", "target_fraction", "ranking"),
             "ppl_deciles": ("scope",), "curated": ("text_filters",)}
@@ -49,16 +51,27 @@ def _lineage(context, recipe, found) -> dict:
         if s.wds:
             out[f"wds:{s.name}"] = {"url": s.wds,
                                     "digest_xxh3": found.sources[s.name]["digest_xxh3"]}
+        if s.interleaved:
+            up = DOC_ASSETS.get(s.interleaved)
+            ev = context.instance.get_latest_materialization_event(AssetKey(up)) if up else None
+            out[f"interleaved:{s.name}"] = {"documents": s.interleaved, "digest_xxh3":
+                                            found.sources[s.name]["digest_xxh3"],
+                                            "run_id": ev.run_id if ev else None}
         if s.synthetic:
-            ev = context.instance.get_latest_materialization_event(AssetKey("synthetic"))
+            ev = context.instance.get_latest_materialization_event(
+                AssetKey("synthetic_checked"))
             out[f"synthetic:{s.name}"] = {
                 "spec": s.synthetic, "digest_xxh3": found.sources[s.name]["digest_xxh3"],
                 "run_id": ev.run_id if ev else None}
+        if s.mined:
+            out[f"mined:{s.name}"] = {"mining_recipe": s.mined,
+                                      "digest_xxh3": found.sources[s.name]["digest_xxh3"]}
     return out
 
 
 @asset(partitions_def=recipes, deps=["raw_shards", "exact_duplicates", "clusters", "curated",
-                                     "merged", "rephrased", "synthetic"],
+                                     "merged", "rephrased", "synthetic_checked", "mined",
+                                     "interleaved_docs", "docs_curated"],
        group_name="mixtures", check_specs=[counts_spec("mixtures")], kinds={"webdataset"})
 def mixtures(context, storage: StorageResource) -> MaterializeResult:
     """``mixtures/{recipe}/{i:05d}.tar`` drawn per the recipe (sources, ratio, total in samples
@@ -79,7 +92,7 @@ def mixtures(context, storage: StorageResource) -> MaterializeResult:
     cands, counts = found.cands, found.counts
     counts.n_out = len({ck for _, ck in d.order})  # out = distinct source samples drawn
     counts.removed["not_sampled"] = len(cands) - counts.n_out
-    summary = summarise(cands, d)
+    summary = summarise(cands, d, recipe.token_scheme)
     manifest = {"recipe": asdict(recipe), "seed": recipe.seed, "counts": d.per_modality,
                 "per_stratum": d.per_stratum, "per_cluster": d.per_cluster,
                 "with_replacement": d.with_replacement,
@@ -92,8 +105,8 @@ def mixtures(context, storage: StorageResource) -> MaterializeResult:
                                counts.removed.get("filtered_min_answer_tokens", 0),
                            "per_source": found.sources},
                 "summary": summary, "shards": paths,
-                "token_schemes": {"fixed": "729 per image", "native": "ceil(w/14)*ceil(h/14), "
-                                  "cap 16384", "text": "SmolLM2 tokenizer"},
+                "token_schemes": {**{s: SCHEMES.get(s, s) for s in (
+                    recipe.token_scheme, *REPORT_SCHEMES)}, "text": "SmolLM2 tokenizer"},
                 "samples": [{"key": k, "source_key": cands[ck].source_key,
                              **{f: getattr(cands[ck], f) for f in SAMPLE_FIELDS}}
                             for k, ck in d.order]}

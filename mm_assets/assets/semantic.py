@@ -19,7 +19,7 @@ from mm_assets.core.records import StageCounts
 from mm_assets.core.semantic.cluster import ClusterConfig, spherical_kmeans_blocks
 from mm_assets.core.semantic.encoders import resolve_device
 from mm_assets.core.semantic.semdedup import SemDedupConfig
-from mm_assets.core.semantic.semdedup_parts import semdedup_blocks
+from mm_assets.core.semantic.semdedup_ranges import ShardVectors, auto_workers, semdedup_ranges
 from mm_assets.core.storage import Store
 from mm_assets.partitions import GPU_POOL, GPU_TAGS
 from mm_assets.viz.contact import contact_sheet
@@ -40,6 +40,21 @@ def space_keys(store: Store, space: str) -> tuple[list[str], int]:
                                      schemas.EMBEDDING_KEYS)["key"].to_list())
         dim = dim or int(store.read_npy(layout.embedding_vectors(shard, space)).shape[1])
     return keys, dim
+
+
+def space_vectors(store: Store, space: str) -> tuple[list[str], ShardVectors]:
+    """Keys of one space in corpus order and where its vectors are (per-shard ``.npy`` files
+    and row counts, from the key tables; only the first non-empty file's header is read)."""
+    keys, rels, counts, dim = [], [], [], 0
+    for shard in upstream_shards(store, "embeddings"):
+        ks = store.read_table(layout.embedding_keys(shard, space),
+                              schemas.EMBEDDING_KEYS)["key"].to_list()
+        keys.extend(ks)
+        rels.append(layout.embedding_vectors(shard, space))
+        counts.append(len(ks))
+        if ks and not dim:
+            dim = int(store.read_npy(rels[-1]).shape[1])
+    return keys, ShardVectors(store, tuple(rels), np.array(counts, np.int64), dim)
 
 
 def space_blocks(store: Store, space: str):
@@ -98,6 +113,7 @@ def clusters(context, config: ClustersConfig, storage: StorageResource) -> Mater
                         "distance": pl.Float32}))
             sizes = np.bincount(res.assign, minlength=res.k_effective) if keys else []
             meta[f"{space}_points"], meta[f"{space}_k"] = len(keys), res.k_effective
+            meta[f"{space}_k_rule"] = res.k_rule  # small corpora: fewer, fuller clusters
             if len(keys):
                 meta[f"{space}_cluster_sizes"] = bar_plot(
                     list(range(len(sizes))), list(map(int, sizes)),
@@ -122,7 +138,9 @@ def clusters(context, config: ClustersConfig, storage: StorageResource) -> Mater
 SemDedupAssetConfig = dagster_config(SemDedupConfig, "SemDedupAssetConfig", extra={
     "device": (str, "auto", "auto (cuda when present), cpu, cuda, cuda:1"),
     "workers": (int, 0, ("processes scoring cluster ranges; 0 = auto (1 on GPU or below "
-                         "100k points, else one per core)"))})
+                         "100k points, else one per core)")),
+    "range_mib": (int, 128, ("most vector MiB one cluster range holds in memory (a larger "
+                             "cluster is a range of its own)"))})
 
 
 def load_phashes(store: Store, keys: list[str]) -> list[list[int]]:
@@ -151,11 +169,13 @@ def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
     duplicates in dense clusters (text pages, templated charts) are confirmed by pHash
     (``unconfirmed``: above the threshold but kept).
 
-    Vectors are never all in memory: they are rewritten in cluster order to a local temporary
-    file and each cluster range is scored from its own rows in worker processes
-    (:mod:`mm_assets.core.semantic.semdedup_parts`). Memory ≈ 25 B per point + the key list
-    (≈ 60–100 B per point) + the image pHash lists (≈ 100 B per image point) + the largest
-    cluster as float32 per worker."""
+    Vectors are never all in memory: each cluster range (at most ``range_mib`` of vectors)
+    reads only its own unique rows from the per-shard embedding files (memory-mapped) and is
+    scored in one of ``workers`` processes (:mod:`mm_assets.core.semantic.semdedup_ranges`).
+    Memory here ≈ 21 B per point + ≈ 44 B per unique point (range jobs) + the key list
+    (≈ 60–100 B per point) + the image pHash lists (≈ 100 B per image point); per worker: one
+    range's vectors (2·D B per unique point, ≤ ``range_mib``) + the cluster being scored as
+    float32."""
     store = storage.store()
     cfg = config.core()
     assign = store.read_table(CLUSTER_TABLE, schemas.CLUSTER_ASSIGNMENTS)
@@ -165,16 +185,17 @@ def semdedup(context, config: SemDedupAssetConfig, storage: StorageResource
     frames, meta, n_read = [], {}, 0
     with Timer() as t:
         for space in SPACES:
-            keys, dim = space_keys(store, space)
+            keys, src = space_vectors(store, space)
             n_read += len(keys)
             a = assign.filter(pl.col("space") == space)
             if a["key"].to_list() != keys:
                 raise ValueError(f"clusters are stale for space {space}: re-materialize clusters")
             uniq = np.array([k not in non_rep for k in keys], dtype=bool)
             ph = load_phashes(store, keys) if space == "image" else None
-            res = semdedup_blocks(space_blocks(store, space), dim, a["cluster"].to_numpy(),
-                                  a["distance"].to_numpy(), uniq, cfg,
-                                  resolve_device(config.device), config.workers, phashes=ph)
+            device = resolve_device(config.device)
+            res = semdedup_ranges(src, a["cluster"].to_numpy(), a["distance"].to_numpy(), uniq,
+                                  cfg, device, auto_workers(len(keys), config.workers, device),
+                                  config.range_mib * 2**20, phashes=ph)
             partner = [keys[i] if i >= 0 else None for i in res.partner]
             frames.append(a.select("key", "space", "cluster").with_columns(
                 pl.Series("unique", uniq), pl.Series("score", res.scores),

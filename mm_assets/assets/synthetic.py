@@ -37,6 +37,7 @@ def synthetic(context, storage: StorageResource) -> MaterializeResult:
     store, name = storage.store(), context.partition_key
     spec = load_spec(store, name)
     uncommit(store, ASSET, name)
+    uncommit(store, "synthetic_checked", name)  # checked the samples about to be replaced
     with Timer() as t:
         counts, stats, paths, quarantine = build_spec(store, spec)
     write_quarantine(store, ASSET, name, quarantine)

@@ -18,6 +18,7 @@ from mm_assets.browse import _layout as layout
 from mm_assets.browse.enrich import DECISION_SCHEMA, decisions
 from mm_assets.browse.fetch import tar_keys, tar_samples, thumbnail
 from mm_assets.browse.flags import SPAN_FIELDS, card_flags, flag_rates
+from mm_assets.browse.known import NoMatchError, explain_empty
 from mm_assets.browse.overlay import overlay
 from mm_assets.browse.render import render_flag_rates, render_html
 from mm_assets.browse.select import SampleSpec, select
@@ -108,17 +109,25 @@ def _thumbs(out: Store, samples: dict[str, Sample]) -> dict[str, list[dict]]:
 
 
 def build_gallery(store: Store, spec: SampleSpec, out: Store, title: str = "",
-                  parquet: bool = False) -> GalleryResult:
+                  parquet: bool = False, allow_empty: bool = True) -> GalleryResult:
     """Select, fetch and write the gallery of ``spec`` into ``out``.
 
     Memory: the selection (``n × sections`` rows), the shown samples with their images (and
     their SemDeDup partners), one table batch. Reads the decision tables once each and only
     the raw shards holding shown samples.
 
+    Args:
+        allow_empty: write an empty gallery when nothing is selected; False raises
+            :class:`~mm_assets.browse.known.NoMatchError` instead, before writing anything.
+
     Raises:
         FileNotFoundError: the view's table is not materialized (names the asset to run).
+        NoMatchError: nothing selected and not ``allow_empty`` (a ``ValueError`` whose one-line
+            message lists the known values of the filters that match nothing).
     """
     sel = select(store, spec)
+    if sel.rows.height == 0 and not allow_empty:
+        raise NoMatchError(explain_empty(store, spec))
     rows = sel.rows.select("key", "section", "section_rank", "shard")
     dec = decisions(store, rows["key"])
     rows = rows.join(dec, on="key", how="left")

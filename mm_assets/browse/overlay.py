@@ -2,7 +2,8 @@
 samples whose metadata has ``synthetic`` (:mod:`mm_assets.core.synth`):
 
 - clocks: thin lines from the centre at the drawn hand angles (hour red, minute blue, second
-  green; rotation included) and the time read from the answer, top left;
+  green; rotation included, and through the stored perspective ``homography`` when the
+  clock is seen in perspective) and the time read from the answer, top left;
 - counting: a magenta disc with a dark ring at every ``<point x=.. y=..>`` of the answer text
   (where the answer says, not where the parameters say: a wrong point shows as wrong);
 - charts: the answer and its tolerance, in a box at the top.
@@ -49,11 +50,17 @@ def _clock(im: Image.Image, m: dict, answer: str) -> None:
     R = p["radius"]
     w = max(1, im.width // 160)
     hands = ["hour", "minute"] + (["second"] if p.get("second_hand") else [])
+    view = p.get("view")
     for hand in hands:
         ang = math.radians(p["angles"][hand] + p["rotation"])
         length = R * {"hour": 0.6, "minute": 0.95, "second": 1.05}[hand]
-        d.line([(cx, cy), (cx + length * math.sin(ang), cy - length * math.cos(ang))],
-               fill=HANDS[hand], width=w)
+        line = [(cx, cy), (cx + length * math.sin(ang), cy - length * math.cos(ang))]
+        if view:  # through the scene -> image map the clock was rendered with
+            from mm_assets.core.synth.clocks_view import project
+
+            line = [tuple(q) for q in project([view["homography"][:3], view["homography"][3:6],
+                                               view["homography"][6:]], line)]
+        d.line(line, fill=HANDS[hand], width=w)
     t = f"{a['hour']}:{a['minute']:02d}" + (f":{a['second']:02d}" if p.get("second_hand")
                                              else "")
     _label(im, f"{t}  (answer: {answer.splitlines()[-1]})")

@@ -17,7 +17,8 @@ the tables handed between stages have their declared schemas in :mod:`mm_assets.
       exact_duplicates/                  groups, group_sizes, near_groups.parquet
                                          (exact_duplicates)
       image_embeddings/{fp}/{seg}.npy|.parquet  per-image vectors by encoder (embeddings)
-      embeddings/{shard}/                image|text .npy + image|text_keys.parquet (embeddings)
+      embeddings/{shard}/                image|text .npy + image|text_keys.parquet, encoder.json
+                                         (embeddings)
       clusters/                          assignments.parquet, centroids_{space}.npy, contact
                                          sheet PNG (clusters)
       semdedup/                          scores.parquet, example_pairs.png (semdedup)
@@ -32,6 +33,25 @@ the tables handed between stages have their declared schemas in :mod:`mm_assets.
                                          (mixtures; index: mm_assets.loader.export_index)
       synthetic/{spec}.yaml              the root's own synthetic-data specs (users)
       synthetic/{spec}/                  {i}.tar, stats.json (synthetic; rendered samples)
+      synthetic/{spec}/checked/          {i}.tar kept samples, decisions|hashes|text_quality|ppl
+                                         .parquet, stats.json (synthetic_checked)
+      pools/{pool}.yaml                  a registered external image pool (mm-assets pool add)
+      pools/{pool}/{stem}.parquet|.npy|.json  per pool shard: assignment table, N×D float16
+                                         vectors, encoder sidecar (pool_assign)
+      mining/{recipe}.yaml               the root's own mining recipes (users)
+      mined/{recipe}/                    {i}.tar, manifest.json, selection.parquet (mined;
+                                         pool images chosen per corpus cluster)
+      doc_inputs/{shard}.json  _state.json  interleaved ingest manifests (record range of
+                                         one input) and state (mm-assets interleaved ingest)
+      docs/{shard}.tar                   interleaved document shards, MINT-1T style json +
+                                         {pos}.{ext} images (interleaved_docs)
+      doc_hashes/{shard}.parquet|.docs.parquet  per image / per document hashes (doc_hashes)
+      doc_repeats/                       images.parquet groups.parquet documents.parquet:
+                                         repeated images, duplicate documents (doc_repeats)
+      doc_quality/{shard}.flags|.ppl.parquet  text-segment flags, perplexity (doc_quality)
+      docs_curated/{shard}.tar|.decisions.parquet  documents after the policies (docs_curated)
+      doc_embeddings/{shard}.npy|.parquet  document image vectors (M×D float16) + (key, pos)
+                                         (doc_embeddings); clusters/ assignments (doc_clusters)
       reports/funnel.html                the corpus funnel (report, mm-assets report)
       reports/ablations.html             mixtures x benchmarks (ablations, mm-assets eval compare)
       incoming_evals/{mixture}/          eval-results drop folder the eval sensor watches (users)
@@ -67,6 +87,9 @@ REPORTS = "reports"
 INCOMING_EVALS = "incoming_evals"
 EVALS = "evals"
 SYNTHETIC = "synthetic"
+POOLS = "pools"
+MINING = "mining"
+MINED = "mined"
 COMMITS = "_commits"
 
 #: every top-level folder of the root
@@ -74,7 +97,14 @@ ROOT_FOLDERS = (INCOMING, INPUTS, RECIPES, RAW_SHARDS, QUARANTINE, IMAGE_HASHES,
                 EXACT_DUPLICATES, IMAGE_EMBEDDINGS, EMBEDDINGS, CLUSTERS, SEMDEDUP, TEXT_QUALITY,
                 PPL_SCORES, PPL_DECILES, CURATED, MERGED, REPHRASED, CACHE, MIXTURES, REPORTS,
                 INCOMING_EVALS, EVALS,
-                SYNTHETIC, COMMITS)
+                SYNTHETIC, POOLS, COMMITS)
+ROOT_FOLDERS += (MINING, MINED)
+# interleaved documents (mm_assets.core.interleaved; assets/interleaved.py)
+DOC_INPUTS, DOCS, DOC_HASHES = "doc_inputs", "docs", "doc_hashes"
+DOC_REPEATS, DOC_QUALITY, DOCS_CURATED = "doc_repeats", "doc_quality", "docs_curated"
+ROOT_FOLDERS += (DOC_INPUTS, DOCS, DOC_HASHES, DOC_REPEATS, DOC_QUALITY, DOCS_CURATED)
+DOC_EMBEDDINGS = "doc_embeddings"
+ROOT_FOLDERS += (DOC_EMBEDDINGS,)
 
 GLOBAL = "all"  # partition name of a global asset's commit record
 
@@ -195,6 +225,12 @@ def embedding_keys(shard: str, space: str) -> str:
     return f"{EMBEDDINGS}/{shard}/{space}_keys{PARQUET}"
 
 
+def embedding_encoder(shard: str) -> str:
+    """Identity of the image encoder that wrote one shard's vectors (JSON: model, weights
+    checksum, D, fingerprint); read by pool_assign to refuse another encoder."""
+    return f"{EMBEDDINGS}/{shard}/encoder.json"
+
+
 def image_embeddings_dir(fingerprint: str) -> str:
     """Content-addressed per-image vectors of one encoder (see ``embed_cache``)."""
     return f"{IMAGE_EMBEDDINGS}/{fingerprint}"
@@ -271,6 +307,140 @@ def synthetic_dir(spec: str) -> str:
 def synthetic_stats(spec: str) -> str:
     """Answer distributions and counts of one synthetic spec (JSON)."""
     return f"{SYNTHETIC}/{spec}/stats.json"
+
+
+def synthetic_checked_dir(spec: str) -> str:
+    """Kept samples ``{i:05d}.tar`` of one synthetic spec after the corpus checks
+    (synthetic_checked), with its tables and ``stats.json``."""
+    return f"{SYNTHETIC}/{spec}/checked"
+
+
+def synthetic_checked_table(spec: str, table: str) -> str:
+    """One table of synthetic_checked: ``decisions``, ``hashes``, ``text_quality`` or ``ppl``."""
+    return f"{SYNTHETIC}/{spec}/checked/{table}{PARQUET}"
+
+
+def synthetic_checked_stats(spec: str) -> str:
+    """Counts, reasons and the kept answer distribution of synthetic_checked (JSON)."""
+    return f"{SYNTHETIC}/{spec}/checked/stats.json"
+
+
+# ------------------------------------------------------------------ external image pools
+POOL_SPEC_SUFFIX = ".yaml"
+
+
+def pool_spec(pool: str) -> str:
+    """Registration of one external image pool (YAML: name, prefixes, shards)."""
+    return f"{POOLS}/{pool}{POOL_SPEC_SUFFIX}"
+
+
+def pool_dir(pool: str) -> str:
+    """Per-shard outputs of one pool (pool_assign)."""
+    return f"{POOLS}/{pool}"
+
+
+def pool_assign(pool: str, stem: str) -> str:
+    """Assignment table of one pool shard (:data:`~mm_assets.core.schemas.POOL_ASSIGN`)."""
+    return f"{POOLS}/{pool}/{stem}{PARQUET}"
+
+
+def pool_vectors(pool: str, stem: str) -> str:
+    """(N, D) float16 L2-normalised image vectors of one pool shard; row i = ``row`` i."""
+    return f"{POOLS}/{pool}/{stem}.npy"
+
+
+def pool_sidecar(pool: str, stem: str) -> str:
+    """JSON sidecar of one pool shard: encoder fingerprint, centroids digest, counts."""
+    return f"{POOLS}/{pool}/{stem}.json"
+
+
+# ------------------------------------------------------------------ mining
+def mining_recipe(file_name: str) -> str:
+    """A root mining recipe by file name (``{name}.yaml``)."""
+    return f"{MINING}/{file_name}"
+
+
+def mined_dir(recipe: str) -> str:
+    """Shards ``{i:05d}.tar`` and ``manifest.json`` of one mining recipe (mined)."""
+    return f"{MINED}/{recipe}"
+
+
+def mined_manifest(recipe: str) -> str:
+    """Per-cluster wanted / candidates / taken / rejected per reason / shortfall (JSON)."""
+    return f"{MINED}/{recipe}/manifest.json"
+
+
+def mined_selection(recipe: str) -> str:
+    """The mined rows (:data:`~mm_assets.core.schemas.MINED_SELECTION`), in output order."""
+    return f"{MINED}/{recipe}/selection{PARQUET}"
+
+
+# ------------------------------------------------------------------ interleaved documents
+DOC_INGEST_STATE = f"{DOC_INPUTS}/_state.json"
+"""Interleaved ingest state: inputs already ingested (fingerprint -> shards), next shard id."""
+DOC_REPEAT_IMAGES = f"{DOC_REPEATS}/images{PARQUET}"
+"""Per image position in a repeated group, with the policy's action (doc_repeats)."""
+DOC_REPEAT_GROUPS = f"{DOC_REPEATS}/groups{PARQUET}"
+"""Repeated-image groups: kind, documents, images, action (doc_repeats)."""
+DOC_DUPLICATES = f"{DOC_REPEATS}/documents{PARQUET}"
+"""Exact-duplicate documents: key, group, representative (doc_repeats)."""
+DOC_MANIFEST_SUFFIX = ".json"
+DOC_TABLE_SUFFIX = ".docs.parquet"
+
+
+def doc_manifest(shard: str) -> str:
+    """Interleaved ingest manifest of one doc shard (JSON: format, input, record range)."""
+    return f"{DOC_INPUTS}/{shard}{DOC_MANIFEST_SUFFIX}"
+
+
+def doc_shard(shard: str) -> str:
+    """Interleaved document shard (``mm_assets.core.interleaved.doc.to_wds`` members)."""
+    return shard_tar(DOCS, shard)
+
+
+def doc_image_hashes(shard: str) -> str:
+    """One row per image segment of one doc shard (doc_hashes)."""
+    return f"{DOC_HASHES}/{shard}{PARQUET}"
+
+
+def doc_hashes(shard: str) -> str:
+    """One row per document of one doc shard: ordered-segment hash (doc_hashes)."""
+    return f"{DOC_HASHES}/{shard}{DOC_TABLE_SUFFIX}"
+
+
+def doc_flags(shard: str) -> str:
+    """Text-quality flags of the text segments of one doc shard (doc_quality)."""
+    return f"{DOC_QUALITY}/{shard}.flags{PARQUET}"
+
+
+def doc_ppl(shard: str) -> str:
+    """Perplexity per text segment of one doc shard (doc_quality)."""
+    return f"{DOC_QUALITY}/{shard}.ppl{PARQUET}"
+
+
+def doc_embedding_vectors(shard: str) -> str:
+    """(M, D) float16 L2-normalised vectors of one doc shard's images (doc_embeddings)."""
+    return f"{DOC_EMBEDDINGS}/{shard}.npy"
+
+
+def doc_embedding_keys(shard: str) -> str:
+    """``(key, pos)`` of each row of :func:`doc_embedding_vectors` (doc_embeddings)."""
+    return f"{DOC_EMBEDDINGS}/{shard}{PARQUET}"
+
+
+DOC_CLUSTERS = f"{DOC_EMBEDDINGS}/clusters/assignments{PARQUET}"
+"""Cluster and cosine distance to its centroid per document image (doc_clusters)."""
+DOC_CENTROIDS = f"{DOC_EMBEDDINGS}/clusters/centroids.npy"
+
+
+def docs_curated_shard(shard: str) -> str:
+    """Documents of one doc shard after the repeat / duplicate policies (docs_curated)."""
+    return shard_tar(DOCS_CURATED, shard)
+
+
+def docs_curated_decisions(shard: str) -> str:
+    """Per document and image: kept / removed + reason (docs_curated)."""
+    return f"{DOCS_CURATED}/{shard}{DECISIONS_SUFFIX}"
 
 
 # ------------------------------------------------------------------ commit records

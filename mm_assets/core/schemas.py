@@ -132,6 +132,13 @@ PPL_DECILES = {"key": pl.Utf8, "ppl": pl.Float64, "source": pl.Utf8, "decile": p
 CURATED_DECISIONS = {"key": pl.Utf8, "status": pl.Utf8, "reason": pl.Utf8}
 """``curated/{shard}.decisions.parquet``: every key kept / removed, with the reason."""
 
+SYNTHETIC_DECISIONS = {"key": pl.Utf8, "status": pl.Utf8, "reason": pl.Utf8,
+                       "duplicate_of": pl.Utf8, "near_group": pl.Utf8, "ppl": pl.Float64,
+                       "flags": pl.List(pl.Utf8)}
+"""``synthetic/{spec}/checked/decisions.parquet``: every rendered key kept / removed with the
+reason, the key it duplicates (exact or corpus), its pHash near-duplicate group (leader key),
+assistant perplexity and text-quality flags."""
+
 CURATED_INDEX = {"key": pl.Utf8, "action": pl.Utf8, "semdup": pl.Boolean, "decile": pl.Int32}
 """``curated/_index/{fp}/{shard}.parquet``: one shard's rows of the global decision tables."""
 
@@ -143,3 +150,59 @@ EVAL_RESULTS = {"mixture": pl.Utf8, "mixture_digest": pl.Utf8, "benchmark": pl.U
 """``evals/{mixture}/{digest}/{file_id}.parquet``: one results file's metrics, one row per
 (benchmark, metric), in file order (``row``); ``primary`` marks each benchmark's headline
 metric (see ``mm_assets.core.evals.formats``); ``recorded_at`` is UTC ISO-8601."""
+
+POOL_ASSIGN = {"key": pl.Utf8, "pool": pl.Utf8, "shard": pl.Utf8, "wds_key": pl.Utf8,
+               "caption": pl.Utf8, "bytes_hash": pl.Utf8, "pixel_hash": pl.Utf8,
+               "phash": pl.Int64, "phash_flip": pl.Int64, "width": pl.Int32, "height": pl.Int32,
+               "row": pl.Int32, "cluster": pl.Int32, "sim": pl.Float32, "cluster2": pl.Int32,
+               "sim2": pl.Float32}
+"""``pools/{pool}/{stem}.parquet``: one row per usable pool sample (key
+``{pool}/{stem}/{wds_key}``), its hashes (same functions as ``image_hashes``; phash and
+phash_flip null for images too small or flat for a pHash), image size in
+pixels, ``row`` in ``{stem}.npy``, and the nearest / second-nearest corpus image centroid with
+cosine similarity of the stored float16 vector (may exceed 1 by ≤ 1e-4 from rounding; margin =
+sim - sim2; cluster2 = -1 and sim2 = NaN with a single centroid)."""
+
+
+# ------------------------------------------------------------------ interleaved documents
+DOC_IMAGES = {"key": pl.Utf8, "pos": pl.Int32, "url": pl.Utf8, "has_bytes": pl.Boolean,
+              "bytes_hash": pl.Utf8, "pixel_hash": pl.Utf8, "phash": pl.Int64,
+              "width": pl.Int32, "height": pl.Int32, "reason": pl.Utf8}
+"""``doc_hashes/{shard}.parquet``: one row per image segment (``pos``: segment position);
+hashes null for URL-only images (``has_bytes`` false) and undecodable ones (``reason``)."""
+
+DOC_TABLE = {"key": pl.Utf8, "source": pl.Utf8, "n_segments": pl.Int32, "n_texts": pl.Int32,
+             "n_images": pl.Int32, "n_url_only": pl.Int32, "doc_hash": pl.Utf8}
+"""``doc_hashes/{shard}.docs.parquet``: per document, the hash of its ordered segments."""
+
+DOC_REPEAT_IMAGES = {"key": pl.Utf8, "pos": pl.Int32, "group_id": pl.Utf8, "kind": pl.Utf8,
+                     "n_docs": pl.Int32, "action": pl.Utf8}
+"""``doc_repeats/images.parquet``: image positions in a repeated group, action drop / keep."""
+
+DOC_REPEAT_GROUPS = {"group_id": pl.Utf8, "kind": pl.Utf8, "n_docs": pl.Int32,
+                     "n_images": pl.Int32, "action": pl.Utf8, "example_key": pl.Utf8}
+"""``doc_repeats/groups.parquet``: one row per image seen in >= 2 documents."""
+
+DOC_DUPLICATES = {"key": pl.Utf8, "group_id": pl.Utf8, "group_size": pl.Int32,
+                  "representative": pl.Utf8, "action": pl.Utf8}
+"""``doc_repeats/documents.parquet``: exact-duplicate documents, action keep / remove."""
+
+DOC_DECISIONS = {"key": pl.Utf8, "pos": pl.Int32, "status": pl.Utf8, "reason": pl.Utf8}
+"""``docs_curated/{shard}.decisions.parquet``: per document (``pos`` -1) and per removed image
+segment (its original position): kept / removed with the reason."""
+
+DOC_PPL = {"key": pl.Utf8, "pos": pl.Int32, "n_tokens": pl.Int32, "nll": pl.Float64,
+           "ppl": pl.Float64, "reason": pl.Utf8}
+"""``doc_quality/{shard}.ppl.parquet``: perplexity per text segment (null with a reason)."""
+
+MINED_SELECTION = {"key": pl.Utf8, "out_key": pl.Utf8, "pool": pl.Utf8, "shard": pl.Utf8,
+                   "wds_key": pl.Utf8, "cluster": pl.Int32, "sim": pl.Float32,
+                   "caption": pl.Utf8, "bytes_hash": pl.Utf8, "phash": pl.Int64}
+"""``mined/{recipe}/selection.parquet``: the pool samples a mining recipe took, in output order
+(``key`` as in :data:`POOL_ASSIGN`; ``out_key`` the sample key in the mined shards)."""
+
+DOC_EMBEDDING_KEYS = {"key": pl.Utf8, "pos": pl.Int32}
+"""``doc_embeddings/{shard}.parquet``: document key and image position of each vector row."""
+
+DOC_CLUSTERS = {"key": pl.Utf8, "pos": pl.Int32, "cluster": pl.Int32, "distance": pl.Float32}
+"""``doc_embeddings/clusters/assignments.parquet``: cluster and 1 - cos to its centroid."""

@@ -150,9 +150,11 @@ class ShardSink:
         self.paths.append(self._rel)
         self._stack = self._writer = None
 
-    def add(self, s: Sample) -> None:
-        obj = sample_to_wds(s)
-        size = sum(_member_bytes(f"{s.key}.{k}", len(v)) for k, v in obj.items()
+    def add(self, s: Sample | dict) -> None:
+        """Add a :class:`Sample`, or a ready WebDataset sample dict (``__key__`` + members,
+        e.g. an interleaved document from :func:`~mm_assets.core.interleaved.doc.to_wds`)."""
+        obj = s if isinstance(s, dict) else sample_to_wds(s)
+        size = sum(_member_bytes(f"{obj['__key__']}.{k}", len(v)) for k, v in obj.items()
                    if not k.startswith("__"))
         if self._writer is not None and (
                 (self.max_samples and self._n >= self.max_samples)
@@ -168,6 +170,10 @@ class ShardSink:
 
     def __exit__(self, *exc) -> None:
         if exc[0] is not None:
+            if self._writer is not None:  # close the tar now, not at garbage collection
+                with contextlib.suppress(Exception):  # (into the file about to be discarded)
+                    self._writer.close()
+                self._writer = None
             if self._stack is not None:
                 self._stack.__exit__(*exc)  # discards the open shard
             return

@@ -7,8 +7,14 @@ from mm_assets.definitions import defs
 
 EXPECTED = {"raw_shards", "image_hashes", "exact_duplicates", "embeddings", "clusters",
             "semdedup", "ppl_scores", "ppl_deciles", "curated", "merged", "rephrased",
-            "mixtures", "text_quality", "report", "synthetic", "eval_results",
+            "mixtures", "text_quality", "report", "synthetic", "synthetic_checked", "eval_results",
             "ablations"}
+# issue 16 (interleaved documents, group "interleaved"): per doc shard, and doc_repeats global
+INTERLEAVED_PER_DOC_SHARD = {"interleaved_docs", "doc_hashes", "doc_quality", "docs_curated",
+                             "doc_embeddings"}
+EXPECTED |= INTERLEAVED_PER_DOC_SHARD | {"doc_repeats", "doc_clusters"}
+EXPECTED |= {"mined"}  # issue 15 (mining, group "mining"): one partition per mining recipe
+EXPECTED |= {"pool_assign"}  # issue 15 (group "mining"): one partition per pool shard
 
 
 def test_definitions_load_with_the_whole_graph():
@@ -30,7 +36,10 @@ def test_lineage_follows_the_design():
     assert parents("text_quality") == {"raw_shards"}
     assert parents("rephrased") == {"merged"}
     assert parents("mixtures") == {"raw_shards", "exact_duplicates", "clusters", "curated",
-                                   "merged", "rephrased", "synthetic"}
+                                   "merged", "rephrased", "synthetic_checked", "mined",
+                                   "interleaved_docs", "docs_curated"}  # {interleaved: ...}
+    assert parents("mined") == {"pool_assign", "clusters", "image_hashes", "embeddings"}
+    assert parents("synthetic_checked") == {"synthetic"}
     assert parents("eval_results") == {"mixtures"}
     assert parents("ablations") == {"eval_results"}
     assert parents("report") == {"raw_shards", "exact_duplicates", "semdedup", "curated",
@@ -47,8 +56,14 @@ def test_partitioning():
             assert pdef.name == "shards"
         elif name in ("mixtures", "eval_results"):
             assert pdef.name == "recipes"
-        elif name == "synthetic":
+        elif name in INTERLEAVED_PER_DOC_SHARD:
+            assert pdef.name == "doc_shards"
+        elif name in ("synthetic", "synthetic_checked"):
             assert pdef.name == "synthetic"
+        elif name == "mined":
+            assert pdef.name == "mining"
+        elif name == "pool_assign":
+            assert pdef.name == "pool_shards"
         else:
             assert pdef is None, name
 
@@ -74,6 +89,6 @@ def test_automation_what_runs_when():
     for name in ("raw_shards", "image_hashes", "embeddings", "ppl_scores", "mixtures"):
         assert graph.get(AssetKey(name)).automation_condition is None  # sensor / on request
     targets = defs.resolve_sensor_def("new_data_sensor").targets
-    assert {t.job_name for t in targets} == {"per_shard_job", "ingest_job"}
+    assert {t.job_name for t in targets} == {"per_shard_job", "ingest_job", "pool_assign_job"}
     evals = defs.resolve_sensor_def("eval_results_sensor").targets
     assert {t.job_name for t in evals} == {"eval_results_job"}

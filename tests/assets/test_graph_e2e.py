@@ -10,6 +10,7 @@ import webdataset as wds
 from dagster import AssetCheckKey, AssetKey
 from PIL import Image
 
+from mm_assets.assets.interleaved import INTERLEAVED_ASSETS
 from mm_assets.core.ingest.plan import read_manifest
 from mm_assets.runner import ALL, ORDER, run_graph
 
@@ -165,9 +166,11 @@ def test_webserver_shows_lineage_and_the_materializations(graph, tmp_path):
         nodes = _graphql(port, "{ assetNodes { assetKey { path } dependencyKeys { path } } }")
         deps = {n["assetKey"]["path"][0]: {d["path"][0] for d in n["dependencyKeys"]}
                 for n in nodes["assetNodes"]}
-        assert set(deps) == set(ALL) | {"eval_results", "ablations"}  # eval: on request only
+        on_request = {"eval_results", "ablations"} | {  # evals; `mm-assets interleaved run`
+            k.path[0] for a in INTERLEAVED_ASSETS for k in a.keys}
+        assert set(deps) == set(ALL) | on_request
         assert deps["mixtures"] == {"raw_shards", "exact_duplicates", "clusters", "curated",
-                                    "merged", "rephrased", "synthetic"}
+                                    "merged", "rephrased", "synthetic_checked"}
         assert deps["eval_results"] == {"mixtures"}
         for asset in ORDER:
             data = _graphql(port, '{ assetOrError(assetKey: {path: ["%s"]}) { ... on Asset '
@@ -206,7 +209,7 @@ def test_mixture_rebuild_is_byte_identical_and_traceable(graph):
         assert conv and all(im.size[0] > 0 for im in images)
     export_index(store, "curated_all")
     index = store.read_parquet("mixtures/curated_all/index.parquet")
-    assert index.height == len(loaded) and "tokens_native" in index.columns
+    assert index.height == len(loaded) and "image_tokens" in index.columns
 
 
 def test_ablation_recipes_all_build(graph):

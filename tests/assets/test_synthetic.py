@@ -1,5 +1,6 @@
-"""The synthetic asset (one partition per spec) and a mixture curated : synthetic = 9 : 1,
-materialized through Dagster and loaded back with mm_assets.loader."""
+"""The synthetic and synthetic_checked assets (one partition per spec) and a mixture
+curated : synthetic = 9 : 1 that reads the checked samples, materialized through Dagster and
+loaded back with mm_assets.loader."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from PIL import Image
 
 from mm_assets.assets.mixtures import mixtures
 from mm_assets.assets.synthetic import register_specs, synthetic
+from mm_assets.assets.synthetic_checked import synthetic_checked
 from mm_assets.core import layout, schemas
 from mm_assets.core.commits import read_commit
 from mm_assets.core.records import Sample
 from mm_assets.core.shards import read_samples, write_samples
 from mm_assets.core.synth.generate import check_sample
 from mm_assets.loader import iter_mixture
+from resources.models import LanguageModelResource
 from resources.storage import StorageResource
 
 SPEC = "tiny_clocks"
@@ -53,9 +56,28 @@ def _root(tmp_path) -> StorageResource:
     return storage
 
 
-def test_synthetic_partition_then_a_9_to_1_mixture(tmp_path):
+def _corpus_copy_of(store, sample) -> str:
+    """A committed corpus image_hashes shard holding ``sample``'s image (re-encoded: other
+    bytes, same pixels); returns the corpus key."""
+    from mm_assets.core.commits import write_commit
+    from mm_assets.core.dedup.exact import hash_samples
+    from mm_assets.core.records import StageCounts
+
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(sample.images[0])).save(buf, "PNG", compress_level=9)
+    assert buf.getvalue() != sample.images[0]
+    copy = Sample("corpus_0001", sample.conversations, [buf.getvalue()], ["png"], "web")
+    store.write_table(layout.image_hashes("000000"), hash_samples([copy], 10**8),
+                      schemas.IMAGE_HASHES)
+    write_commit(store, "image_hashes", "000000", StageCounts(1, 1))
+    return copy.key
+
+
+def test_synthetic_checked_then_a_9_to_1_mixture(tmp_path, shared):
     storage = _root(tmp_path)
     store = storage.store()
+    arpa = shared / "text_ref" / "kenlm" / "lm" / "test.arpa"  # small real LM, CPU, fast
+    resources = {"storage": storage, "lm": LanguageModelResource(model=f"kenlm:{arpa}")}
     with instance_for_test() as instance:
         assert register_specs(instance, storage) == [SPEC]  # the root's own specs
         instance.add_dynamic_partitions("recipes", [RECIPE])
@@ -71,11 +93,43 @@ def test_synthetic_partition_then_a_9_to_1_mixture(tmp_path):
         assert store.read_json(layout.synthetic_stats(SPEC))["n_out"] == 40
 
         res = materialize([mixtures], partition_key=RECIPE, instance=instance,
+                          resources={"storage": storage}, raise_on_error=False)
+        assert not res.success  # the mixture reads only checked samples: not yet there
+
+        rendered = [s for p in sorted(rec["outputs"]) if p.endswith(".tar")
+                    for s in read_samples(store.open_read(p))]
+        corpus_key = _corpus_copy_of(store, rendered[7])
+        res = materialize([synthetic_checked], partition_key=SPEC, instance=instance,
+                          resources=resources)
+        assert res.success
+        meta = res.asset_materializations_for_node("synthetic_checked")[0].metadata
+        assert meta["n_in"].value == 40 and meta["n_out"].value == 39
+        assert meta["removed_corpus_duplicate"].value == 1 and meta["reconciles"].value
+        assert meta["ppl_model"].value.startswith("kenlm:")
+        checks = {c.check_name: c.passed for c in res.get_asset_check_evaluations()}
+        assert checks == {"counts_reconcile": True, "input_matches_upstream": True}
+        dec = store.read_table(layout.synthetic_checked_table(SPEC, "decisions"),
+                               schemas.SYNTHETIC_DECISIONS)
+        assert dec.height == 40 and dec["ppl"].null_count() == 0
+        gone = dec.filter(pl.col("status") == "removed").row(0, named=True)
+        assert (gone["key"], gone["reason"], gone["duplicate_of"]) == \
+            (rendered[7].key, "corpus_duplicate", corpus_key)
+        ppl = store.read_table(layout.synthetic_checked_table(SPEC, "ppl"), schemas.PPL_SCORES)
+        assert ppl.height == 40 and (ppl["ppl"] > 1).all()
+        checked = read_commit(store, "synthetic_checked", SPEC)
+        assert checked["counts"]["n_out"] == 39
+
+        res = materialize([mixtures], partition_key=RECIPE, instance=instance,
                           resources={"storage": storage})
         assert res.success
         lineage = store.read_json(layout.mixture_lineage(RECIPE))["upstream"]
         assert lineage[f"synthetic:{SPEC}"]["spec"] == SPEC
+        assert lineage[f"synthetic:{SPEC}"]["run_id"] is not None
         assert instance.get_latest_materialization_event(AssetKey("mixtures")) is not None
+
+        res = materialize([synthetic], partition_key=SPEC, instance=instance,
+                          resources={"storage": storage})  # re-rendering invalidates the check
+        assert res.success and read_commit(store, "synthetic_checked", SPEC) is None
 
     loaded = list(iter_mixture(store, RECIPE))
     origin = Counter(k.split("-")[0] for k, _, _ in loaded)
@@ -88,3 +142,4 @@ def test_synthetic_partition_then_a_9_to_1_mixture(tmp_path):
              if s.metadata.get("origin") == SPEC]
     assert len(synth) == 20 and all(check_sample(s) is None for s in synth)
     assert {s.metadata["source_asset"] for s in synth} == {f"synthetic:{SPEC}"}
+    assert rendered[7].key not in {s.metadata["source_key"] for s in synth}  # removed one

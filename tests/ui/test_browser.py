@@ -21,6 +21,7 @@ STAGE_GROUPS = {"raw_shards": "ingest", "image_hashes": "dedup", "exact_duplicat
                 "ppl_scores": "quality", "ppl_deciles": "quality", "text_quality": "quality",
                 "curated": "curate",
                 "merged": "text", "rephrased": "text", "synthetic": "synthetic",
+                "synthetic_checked": "synthetic",
                 "mixtures": "mixtures", "report": "report", "eval_results": "eval",
                 "ablations": "eval"}
 RUN_TIMEOUT_MS = 180_000

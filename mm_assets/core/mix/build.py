@@ -23,6 +23,7 @@ import xxhash
 
 from mm_assets.core import layout, schemas
 from mm_assets.core.ingest.rawshard import RawShardConfig, build_samples
+from mm_assets.core.interleaved.budget import collect_documents, document_wds, spool_documents
 from mm_assets.core.mix.draw import Candidate, Draw, candidate, source_digest
 from mm_assets.core.mix.recipe import Recipe, SourceSpec
 from mm_assets.core.records import Quarantined, Sample, StageCounts
@@ -42,21 +43,26 @@ def iter_source(store: Store, spec: SourceSpec, quarantine: list[Quarantined],
     ``removed["exact_duplicate"]``). External sources are every ``*.tar`` under the ``wds``
     prefix (sorted), read like ingested WebDataset shards: LLaVA ``json`` or ``txt`` captions
     with image members; bad samples go to ``quarantine`` with their reason. Synthetic sources
-    are the shards of the spec's committed ``synthetic`` partition
-    (``{root}/synthetic/{spec}/*.tar``).
+    are the kept samples of the spec's committed ``synthetic_checked`` partition
+    (``{root}/synthetic/{spec}/checked/*.tar``: rendered, verified, then deduplicated and
+    filtered like the corpus).
 
     Raises:
         FileNotFoundError: an external prefix holds no ``.tar`` shard, or the synthetic spec
-            has no committed partition.
+            has no committed ``synthetic_checked`` partition.
     """
+    if spec.mined is not None:  # the shards of the mining recipe's committed `mined` partition
+        yield from _mined_samples(store, spec)
+        return
     if spec.synthetic is not None:
         from mm_assets.core.commits import read_commit
 
-        rec = read_commit(store, "synthetic", spec.synthetic)
+        rec = read_commit(store, "synthetic_checked", spec.synthetic)
         if rec is None:
             raise FileNotFoundError(f"source {spec.name!r}: synthetic spec {spec.synthetic!r} "
-                                    f"has no committed partition under {store.url('')}: "
-                                    f"materialize synthetic[{spec.synthetic}] first")
+                                    f"has no committed synthetic_checked partition under "
+                                    f"{store.url('')}: materialize synthetic[{spec.synthetic}] "
+                                    f"and synthetic_checked[{spec.synthetic}] first")
         for rel in sorted(r for r in rec["outputs"] if r.endswith(layout.TAR)):
             with store.open_read(rel) as f:
                 yield from read_samples(f)
@@ -87,6 +93,24 @@ def iter_source(store: Store, spec: SourceSpec, quarantine: list[Quarantined],
             q.stage = "mixtures"
 
 
+def _mined_samples(store: Store, spec: SourceSpec) -> Iterator[Sample]:
+    """Samples of ``mined/{recipe}/*.tar`` as the committed ``mined`` partition lists them.
+
+    Raises:
+        FileNotFoundError: the mining recipe has no committed ``mined`` partition.
+    """
+    from mm_assets.core.commits import read_commit
+
+    rec = read_commit(store, "mined", spec.mined)
+    if rec is None:
+        raise FileNotFoundError(f"source {spec.name!r}: mining recipe {spec.mined!r} has no "
+                                f"committed mined partition under {store.url('')}: "
+                                f"materialize mined[{spec.mined}] first")
+    for rel in sorted(r for r in rec["outputs"] if r.endswith(layout.TAR)):
+        with store.open_read(rel) as f:
+            yield from read_samples(f)
+
+
 def answer_text(s: Sample) -> str:
     """The assistant turns of a sample, joined by newlines."""
     return "\n".join(t["value"] for t in s.conversations if t["from"] == "gpt")
@@ -100,12 +124,14 @@ class Candidates:
     counts: StageCounts = field(default_factory=StageCounts)
     sources: dict[str, dict] = field(default_factory=dict)
     quarantine: list[Quarantined] = field(default_factory=list)
+    count_tokens: object = None  # text -> tokens, kept for pass 2 of interleaved sources
+    unit_docs: dict[str, str] = field(default_factory=dict)  # document unit -> document key
 
 
 def _keyed(recipe: Recipe, spec: SourceSpec, s: Sample) -> str:
     """Candidate key: external samples are keyed ``{name}-{key in the tar}`` already; asset
     samples get the ``{name}-`` prefix when the recipe has several sources."""
-    own = spec.asset or spec.synthetic
+    own = spec.asset or spec.synthetic or spec.mined
     return f"{spec.name}-{s.key}" if len(recipe.sources) > 1 and own else s.key
 
 
@@ -115,9 +141,12 @@ def collect(store: Store, recipe: Recipe, clusters: dict[str, str], count_tokens
     (quarantined ``duplicate_key``), a content digest per source, one candidate per eligible
     sample. ``clusters`` maps a source key to ``image:3``/``text:0``; ``count_tokens`` is
     ``text -> tokens``."""
-    out, lo_hi = Candidates(), recipe.deciles
+    out, lo_hi = Candidates(count_tokens=count_tokens), recipe.deciles
     removed = out.counts.removed
     for spec in recipe.sources:
+        if spec.interleaved is not None:  # documents: mm_assets.core.interleaved.budget
+            collect_documents(store, recipe, spec, count_tokens, out)
+            continue
         digest, n0, q0 = xxhash.xxh3_128(), out.counts.n_in, len(out.quarantine)
         dropped = removed["exact_duplicate"]
         for s in iter_source(store, spec, out.quarantine, removed):
@@ -135,11 +164,15 @@ def collect(store: Store, recipe: Recipe, clusters: dict[str, str], count_tokens
                     recipe.min_answer_tokens:
                 removed["filtered_min_answer_tokens"] += 1
                 continue
-            out.cands[key] = candidate(s, clusters.get(s.key, "none"), count_tokens,
-                                       spec.name, key)
+            try:
+                out.cands[key] = candidate(s, clusters.get(s.key, "none"), count_tokens,
+                                           spec.name, key, recipe.token_scheme)
+            except ValueError:
+                removed["unreadable_image_size"] += 1
         out.counts.n_in += removed["exact_duplicate"] - dropped  # read, then removed
         out.sources[spec.name] = {
             "asset": spec.asset, "wds": spec.wds, "synthetic": spec.synthetic,
+            **({"mined": spec.mined} if spec.mined else {}),
             "digest_xxh3": digest.hexdigest(),
             "samples": out.counts.n_in - n0, "quarantined": len(out.quarantine) - q0,
             "eligible": sum(1 for c in out.cands.values() if c.origin == spec.name)}
@@ -153,7 +186,8 @@ def write_mixture(store: Store, recipe: Recipe, prefix: str, d: Draw, found: Can
                   ) -> list[str]:
     """Passes 2 and 3: spool the drawn samples, write ``{prefix}/{i:05d}.tar`` in draw order
     (shard limits from the recipe). Each sample's metadata gains ``source_key``, ``origin`` and
-    ``source_asset`` (asset name or WebDataset prefix).
+    ``source_asset`` (asset name or WebDataset prefix); interleaved units are written in the
+    stored document form (:func:`~mm_assets.core.interleaved.doc.to_wds`, ``meta`` extended).
 
     Raises:
         RuntimeError: a source changed since pass 1 (digest differs) or lost a drawn sample.
@@ -163,8 +197,19 @@ def write_mixture(store: Store, recipe: Recipe, prefix: str, d: Draw, found: Can
     with tempfile.TemporaryDirectory(prefix="mm-mixture-") as tmp:
         index: dict[str, tuple[int, int]] = {}
         with open(os.path.join(tmp, "spool"), "w+b") as spool:
+            def put(key: str, part) -> None:  # an interleaved document unit
+                blob = pickle.dumps(part, protocol=5)
+                index[key] = (spool.tell(), len(blob))
+                spool.write(blob)
+
             for spec in recipe.sources:
                 digest = xxhash.xxh3_128()
+                if spec.interleaved is not None:
+                    if spool_documents(store, recipe, spec, found, wanted, put) != \
+                            found.sources[spec.name]["digest_xxh3"]:
+                        raise RuntimeError(f"source {spec.name!r} changed while the mixture "
+                                           f"was built (content digest differs); run it again")
+                    continue
                 for s in iter_source(store, spec, [], Counter()):
                     source_digest(digest, s)
                     key = _keyed(recipe, spec, s)
@@ -186,12 +231,18 @@ def write_mixture(store: Store, recipe: Recipe, prefix: str, d: Draw, found: Can
             def ordered() -> Iterator[Sample]:
                 for out_key, ck in d.order:
                     off, n = index[ck]
-                    conv, images, exts, source, meta = pickle.loads(os.pread(fd, n, off))
-                    c = found.cands[ck]
+                    c, got = found.cands[ck], pickle.loads(os.pread(fd, n, off))
                     spec = specs[c.origin]
+                    if spec.interleaved is not None:
+                        yield document_wds(got, out_key, {
+                            "source_key": c.source_key, "origin": c.origin,
+                            "source_asset": f"interleaved:{spec.interleaved}"})
+                        continue
+                    conv, images, exts, source, meta = got
                     yield Sample(out_key, conv, images, exts, source, {
                         **meta, "source_key": c.source_key, "origin": c.origin,
                         "source_asset": spec.asset or spec.wds
+                        or (f"mined:{spec.mined}" if spec.mined else None)
                         or f"synthetic:{spec.synthetic}"})
 
             return write_shards(store, prefix, ordered(), *recipe.shard_limits)

@@ -8,18 +8,21 @@ by the recipe seed and the cell's name, without replacement while the cell suffi
 of n samples is a prefix of the draw of n + 1); with ``replacement: true``, or when a weight
 asks for more than the cell holds, with replacement, and repeats get keys ``{key}-r{n}`` — the
 manifest states it. With ``total_tokens`` the sample total is the smallest whose draw reaches
-the token target (binary search). The final order is one seeded permutation across sources.
+the token target (binary search); with ``ratio_by: tokens`` each stratum is the smallest draw
+that reaches its token share (:mod:`.token_ratio`). The final order is one seeded
+permutation across sources.
 
-Image-token estimates per image: ``fixed`` tiling = 729 tokens (27×27 patches of a 384-px
-SigLIP-so400m/14 tile) per image; ``native`` = ``ceil(w/14) × ceil(h/14)`` patches at the
-image's own size, capped at ``native_cap`` (16,384).
+Image tokens follow the recipe's ``token_scheme``, a real processor's rule from
+:mod:`mm_assets.core.interleaved.tokens` (``fixed`` 729 per image, LLaVA-OneVision
+``anyres_max_9``, SigLIP2 ``naflex_{N}``); each candidate keeps its image sizes so the
+manifest also reports the totals under :data:`REPORT_SCHEMES`. The retired ``native`` scheme
+(14-px patches with a cap) fails with a message naming its replacement.
 """
 
 from __future__ import annotations
 
 import functools
 import io
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -27,6 +30,7 @@ import numpy as np
 import xxhash
 from PIL import Image
 
+from mm_assets.core.interleaved.tokens import sample_image_tokens
 from mm_assets.core.mix.recipe import (
     MODALITIES,
     Recipe,
@@ -35,18 +39,12 @@ from mm_assets.core.mix.recipe import (
     plan_counts,
     split_counts,
 )
+from mm_assets.core.mix.token_ratio import counts_for_token_shares
 from mm_assets.core.quality.lm import DEFAULT_LM, resolve_lm_path
 from mm_assets.core.records import Sample
 
-FIXED_TOKENS_PER_IMAGE = 729
-PATCH = 14
-NATIVE_CAP = 16_384
-
-
-def image_tokens(width: int, height: int) -> tuple[int, int]:
-    """``(fixed, native)`` token estimates for one image of ``width × height`` pixels."""
-    native = math.ceil(width / PATCH) * math.ceil(height / PATCH)
-    return FIXED_TOKENS_PER_IMAGE, min(native, NATIVE_CAP)
+#: schemes whose image-token totals every mixture manifest reports (besides the recipe's)
+REPORT_SCHEMES = ("fixed", "anyres_max_9", "naflex_256", "naflex_1024")
 
 
 def image_size(data: bytes) -> tuple[int, int]:
@@ -66,13 +64,15 @@ class Candidate:
         key: unique candidate id and base output key (the source key, prefixed with the
             source name when a recipe has several sources).
         source: the sample's own ``source`` (input file or shard it was ingested from).
-        modality: ``text`` or ``multimodal``.
+        modality: ``text``, ``multimodal`` or ``interleaved`` (a document or document part,
+            :mod:`mm_assets.core.interleaved.budget`).
         cluster: ``image:3`` / ``text:0`` (``none`` when unclustered, e.g. external data).
         decile: perplexity decile 0..9, -1 when not scored.
-        tokens_fixed, tokens_native: image-token estimates (module doc), summed over images.
-        text_tokens: tokens of all turns (SmolLM2 tokenizer by default).
+        image_tokens: image tokens of all its images under the recipe's ``token_scheme``.
+        text_tokens: tokens of all turns or text segments (SmolLM2 tokenizer by default).
         origin: the recipe source it came from (``curated``, ``web``, ...).
         source_key: the key in that source (defaults to ``key``).
+        image_sizes: ``(width, height)`` px of each image, in order (for other schemes).
     """
 
     key: str
@@ -80,34 +80,44 @@ class Candidate:
     modality: str
     cluster: str
     decile: int
-    tokens_fixed: int
-    tokens_native: int
+    image_tokens: int
     text_tokens: int
     origin: str = ""
     source_key: str = ""
+    image_sizes: tuple[tuple[int, int], ...] = ()
 
-    def tokens(self, scheme: str) -> int:
-        """Text tokens + image tokens under ``fixed`` or ``native``."""
-        return self.text_tokens + (self.tokens_fixed if scheme == "fixed" else self.tokens_native)
+    @property
+    def n_images(self) -> int:
+        """Number of images (0 for text-only samples)."""
+        return len(self.image_sizes)
+
+    def tokens(self) -> int:
+        """Text tokens + image tokens under the recipe's scheme."""
+        return self.text_tokens + self.image_tokens
 
 
-def candidate(s: Sample, cluster: str, count_tokens, origin: str = "", key: str | None = None
-              ) -> Candidate:
-    """Describe a sample: modality, cluster id (``image:3``/``text:0``), decile, tokens."""
-    fixed = native = 0
-    for data in s.images:
-        f, n = image_tokens(*image_size(data))
-        fixed, native = fixed + f, native + n
+def candidate(s: Sample, cluster: str, count_tokens, origin: str = "", key: str | None = None,
+              scheme: str = "fixed") -> Candidate:
+    """Describe a sample: modality, cluster id (``image:3``/``text:0``), decile, tokens
+    (image tokens under ``scheme``, :func:`~mm_assets.core.interleaved.tokens.sample_image_tokens`).
+
+    Raises:
+        ValueError: an image header cannot be read (no size: its tokens are unknown).
+    """
+    sizes = tuple(image_size(data) for data in s.images)
+    if any(not (w and h) for w, h in sizes):
+        raise ValueError(f"{s.key}: an image header cannot be read (no size for its tokens)")
     return Candidate(key or s.key, s.source, "multimodal" if s.images else "text", cluster,
-                     int(s.metadata.get("ppl_decile", -1)), fixed, native,
-                     count_tokens(s.text()), origin, s.key)
+                     int(s.metadata.get("ppl_decile", -1)), sample_image_tokens(sizes, scheme),
+                     count_tokens(s.text()), origin, s.key, sizes)
 
 
 @dataclass(slots=True)
 class Draw:
     """The drawn mixture: output order of ``(output_key, candidate_key)`` and what was stated.
 
-    ``per_stratum`` is keyed by the recipe's ratio keys; ``tokens`` is the realised total under
+    ``per_modality`` lists ``interleaved`` only when documents were drawn. ``per_stratum`` is
+    keyed by the recipe's ratio keys; ``tokens`` is the realised total under
     the recipe's token scheme; ``target_tokens`` is the recipe's ``total_tokens`` (or None).
     """
 
@@ -175,7 +185,7 @@ class _Plan:
 
     def tokens(self, total: int) -> int:
         picks, _, _ = self.pick(plan_counts(self.recipe, self.available, total))
-        return sum(c.tokens(self.recipe.token_scheme) for c in picks)
+        return sum(c.tokens() for c in picks)
 
 
 def _total_for_tokens(plan: _Plan, recipe: Recipe) -> int:
@@ -218,8 +228,11 @@ def draw(cands: list[Candidate], recipe: Recipe) -> Draw:
                           f"cluster_weights)" if cands else
                           f"recipe {recipe.name!r} selects no samples: no source sample is "
                           f"eligible (empty source, deciles range or min_answer_tokens)")
-    total = _total_for_tokens(plan, recipe) if recipe.total_tokens else None
-    per_stratum = plan_counts(recipe, plan.available, total)
+    if recipe.ratio_by == "tokens":  # strata sized by token shares (.token_ratio)
+        per_stratum = counts_for_token_shares(plan, recipe)
+    else:
+        total = _total_for_tokens(plan, recipe) if recipe.total_tokens else None
+        per_stratum = plan_counts(recipe, plan.available, total)
     picks, per_cluster, replaced = plan.pick(per_stratum)
     if not picks:
         raise RecipeError(f"recipe {recipe.name!r} selects no samples: the draw is empty "
@@ -233,23 +246,39 @@ def draw(cands: list[Candidate], recipe: Recipe) -> Draw:
     rng = np.random.default_rng(recipe.seed)
     order = [chosen[i] for i in rng.permutation(len(chosen))]
     per_mod = Counter(c.modality for c in picks)
-    return Draw(order, {m: per_mod.get(m, 0) for m in MODALITIES}, per_cluster, replaced,
-                per_stratum, sum(c.tokens(recipe.token_scheme) for c in picks),
+    mods = {m: per_mod.get(m, 0) for m in MODALITIES if m != "interleaved" or per_mod.get(m)}
+    return Draw(order, mods, per_cluster, replaced,
+                per_stratum, sum(c.tokens() for c in picks),
                 recipe.total_tokens)
 
 
-def summarise(cands: dict[str, Candidate], d: Draw) -> dict:
-    """Counts and token totals per origin, source, modality, decile and cluster."""
+def summarise(cands: dict[str, Candidate], d: Draw, scheme: str = "fixed") -> dict:
+    """Counts and token totals per origin, source, modality, decile and cluster; ``tokens``:
+    text, image under the recipe's ``scheme`` and ``image_{s}`` under each of
+    :data:`REPORT_SCHEMES`; ``images_per_unit`` per modality (units, images, mean, max)."""
     rows = [cands[src] for _, src in d.order]
     out: dict = {"samples": len(rows)}
     for field_ in ("origin", "source", "modality", "decile", "cluster"):
         out[f"by_{field_}"] = {str(k): v for k, v in sorted(Counter(
             str(getattr(c, field_)) for c in rows).items())}
-    out["tokens"] = {"text": sum(c.text_tokens for c in rows),
-                     "image_fixed_729": sum(c.tokens_fixed for c in rows),
-                     "image_native_p14": sum(c.tokens_native for c in rows)}
-    out["tokens_by_origin"] = {o: sum(c.text_tokens + c.tokens_fixed for c in rows
-                                      if c.origin == o) for o in out["by_origin"]}
+    out["tokens"] = {"scheme": scheme, "text": sum(c.text_tokens for c in rows),
+                     "image": sum(c.image_tokens for c in rows)}
+    for s in dict.fromkeys((scheme, *REPORT_SCHEMES)):
+        out["tokens"][f"image_{s}"] = sum(sample_image_tokens(c.image_sizes, s) for c in rows)
+    for field_ in ("origin", "modality"):
+        out[f"tokens_by_{field_}"] = {k: sum(c.tokens() for c in rows
+                                             if getattr(c, field_) == k)
+                                      for k in out[f"by_{field_}"]}
+    out["images_per_unit"] = {m: {"units": len(g), "images": sum(g), "mean": sum(g) / len(g),
+                                  "max": max(g)} for m, g in sorted(_group(
+                                      (c.modality, c.n_images) for c in rows).items())}
+    return out
+
+
+def _group(pairs) -> dict:
+    out: dict = {}
+    for k, v in pairs:
+        out.setdefault(k, []).append(v)
     return out
 
 

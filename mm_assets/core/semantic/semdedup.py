@@ -31,6 +31,14 @@ import torch
 
 Ranking = Literal["hard", "easy", "random"]
 
+MATMUL_THREADS: int | None = 1
+"""torch intra-op threads for the similarity matmuls on CPU (``None``: the process's setting,
+as before 2026-12-06). MKL picks a matmul's blocking, hence its float sums, by thread count:
+between 1 and 2 threads 3 of 36 (rows, D) shapes tried differ in the last bit (all at D=1280).
+A fixed count makes scores the same on every machine and for any number of worker processes
+(the parallelism is across cluster ranges, :mod:`.semdedup_ranges`); and on a loaded 2-core
+box one 212-point cluster took 4.8 ms with 1 thread against 125 ms with 2."""
+
 
 @dataclass(frozen=True, slots=True)
 class SemDedupConfig:
@@ -96,10 +104,28 @@ def cluster_scores(x: np.ndarray, block: int = 4096, device: str = "cpu",
 
     Returns:
         (m,) float32 scores, and (m,) int64 partners when ``with_partner``.
+
+    On CPU the matmuls run with :data:`MATMUL_THREADS` threads (then restored), so the scores
+    do not depend on the machine's core count.
     """
     m, _ = x.shape
     out = np.full(m, -1.0, dtype=np.float32)
     partner = np.full(m, -1, dtype=np.int64)
+    prev = torch.get_num_threads()
+    pin = MATMUL_THREADS if str(device).startswith("cpu") and MATMUL_THREADS != prev else None
+    if m >= 2 and pin:
+        torch.set_num_threads(pin)
+    try:
+        _scores_into(x, block, device, out, partner)
+    finally:
+        if m >= 2 and pin:
+            torch.set_num_threads(prev)
+    return (out, partner) if with_partner else out
+
+
+def _scores_into(x: np.ndarray, block: int, device: str, out: np.ndarray,
+                 partner: np.ndarray) -> None:
+    m = len(x)
     if m >= 2:
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
         for start in range(1, m, block):
@@ -110,7 +136,6 @@ def cluster_scores(x: np.ndarray, block: int = 4096, device: str = "cpu",
             best = sims.masked_fill(cols >= rows, -2.0).max(dim=1)
             out[start:stop] = best.values.clamp(min=-1.0).cpu().numpy()
             partner[start:stop] = best.indices.cpu().numpy()
-    return (out, partner) if with_partner else out
 
 
 def semdedup_scores(x: np.ndarray, assign: np.ndarray, distance: np.ndarray,
@@ -213,7 +238,7 @@ def finish_space(scores: np.ndarray, partner: np.ndarray, assign: np.ndarray,
                  unique: np.ndarray, cfg: SemDedupConfig,
                  phashes: list[list[int]] | None = None) -> SpaceResult:
     """ε, duplicates and pHash confirmation from one space's scores (however computed: all
-    at once here, or cluster by cluster in :mod:`.semdedup_parts`).
+    at once here, or one cluster range at a time in :mod:`.semdedup_ranges`).
 
     Args:
         scores: (N,) float32, NaN where not ``unique``; partner: (N,) int64 (-1: none).
@@ -243,12 +268,14 @@ def finish_space(scores: np.ndarray, partner: np.ndarray, assign: np.ndarray,
 def dense_clusters(scores: np.ndarray, assign: np.ndarray, unique: np.ndarray,
                    threshold: float) -> list[int]:
     """Clusters whose scored unique members (the first-ranked, ``s = -1``, left out) have a
-    median score ≥ ``threshold``; a cluster with fewer than 2 scored members is never dense."""
+    median score ≥ ``threshold``. A cluster with a single scored member counts as dense: its
+    density cannot be judged, so its removal needs pHash confirmation like a dense cluster's
+    (small corpora: two unrelated toy images in one cluster are not removed on cosine alone)."""
     out = []
     for c in np.unique(assign):
         s = scores[(assign == c) & unique]
         s = s[s > -1]
-        if s.size >= 2 and float(np.median(s)) >= threshold:
+        if s.size == 1 or (s.size >= 2 and float(np.median(s)) >= threshold):
             out.append(int(c))
     return out
 

@@ -1,4 +1,11 @@
-"""SemDeDup cluster by cluster with bounded memory, in separate processes.
+"""SemDeDup cluster by cluster from a cluster-ordered copy of the vectors, in separate processes.
+
+What the ``semdedup`` asset ran until :mod:`.semdedup_ranges` replaced it (each range reads
+its rows straight from the per-shard embedding files: no full copy of every vector to a local
+temporary file, so a range needs nothing but the store and its own arrays). Kept as a second
+reference: ``tests/core/semantic/test_semdedup_ranges.py`` and
+``bench/bench_semdedup_scale.py`` check that both give the same scores, partners and
+decisions.
 
 The vectors of one space are written once in cluster order (a stable counting sort: within a
 cluster, rows keep their corpus order) to one ``.npy`` file; cluster ``c`` is then the row range
@@ -37,6 +44,7 @@ from mm_assets.core.semantic.semdedup import (
     finish_space,
     rank_members,
 )
+from mm_assets.core.semantic.semdedup_ranges import auto_workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,13 +216,6 @@ def semdedup_by_cluster(path: str, layout: ClusterLayout, assign: np.ndarray,
                 rows, s, p = f.result()
                 scores[rows], partner[rows] = s, p
     return finish_space(scores, partner, assign, unique, cfg, phashes)
-
-
-def auto_workers(n: int, workers: int, device: str) -> int:
-    """``workers`` when > 0; else 1 on a GPU or below 100k points, one per core otherwise."""
-    if workers > 0:
-        return workers
-    return 1 if device.startswith("cuda") or n < 100_000 else max(1, os.cpu_count() or 1)
 
 
 def semdedup_blocks(blocks: Iterable[np.ndarray], dim: int, assign: np.ndarray,

@@ -4,8 +4,11 @@ Parameters (``metadata.synthetic.params``): the time (``minute_of_12h`` uniform 
 ``second`` uniform 0..59 when a second hand is drawn, else 0), the hand angles actually drawn
 (degrees clockwise from 12), the face (round/square, colours, arabic/roman/no numerals, tick
 style), hand style (line/taper/arrow), rotation of the whole clock, its placement, background
-and clutter rectangles/discs (never over the face), and the question (kind, phrasing, target
-time or period).
+and clutter rectangles/discs (never over the face), the question (kind, phrasing, target
+time or period), and with the ``perspective`` / ``occlusion`` options the view: a perspective
+warp of the scene (``view``: tilt, axis, focal, fit, homography) and an opaque shape over part
+of the face (``occluder``), see :mod:`.clocks_view`. Both are drawn after every other
+parameter, so a spec without them renders the same bytes as before they existed.
 
 Question kinds and answer formats:
 
@@ -16,10 +19,16 @@ Question kinds and answer formats:
 - ``minutes_until``: (no second hand) "How many minutes until 4:10?" -> ``45``
 - ``minutes_past``: "How many minutes past the hour is it?" -> ``25``
 
-The checker reads the time back from the drawn hand angles (hour from the hour hand, minutes
+The checker (:mod:`.clocks_check`) reads the time back from the drawn hand angles (hour from the hour hand, minutes
 and seconds from the minute/second hands, the hour hand's position within its hour must agree
-with the minutes), re-derives the answer, and checks the rendered pixels: the image decodes at
-the spec size and the pixels halfway along each hand have the hand's colour.
+with the minutes), re-derives the answer, re-derives the warp from the view parameters
+(``warp_mismatch`` when the stored homography differs; ``face_outside_image`` when the warped
+face leaves the image), checks the occluder (``occluder_covers_both_tips``,
+``hand_hidden`` when a hand has no sample point clear of it), and checks the rendered pixels
+through the warp: the image decodes at the spec size, the pixels at 35 % and 60 % of each
+hand's length (those clear of the occluder and the second hand) have the hand's colour, the
+background shows just outside the warped face outline (``face_not_where_view_says``), and the
+occluder's centre has its colour.
 """
 
 from __future__ import annotations
@@ -30,7 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mm_assets.core.synth.draw import SS, checked_pixels, font, rgb_from_hsv
+from mm_assets.core.synth import clocks_view as cv
+from mm_assets.core.synth.draw import SS, font, rgb_from_hsv
 
 ROMAN = ["XII", "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI"]
 KINDS = ("time", "time_hhmm", "time24", "time_hms", "minutes_until", "minutes_past")
@@ -60,20 +70,41 @@ class ClockOptions:
         max_rotation: the clock is rotated uniformly in [-max_rotation, max_rotation] degrees.
         clutter: probability of background clutter (up to 6 shapes, never over the face).
         square: probability of a square face (else round).
+        perspective: probability of a perspective view of the scene.
+        tilt: [min, max] degrees the clock plane is turned away from the camera.
+        focal: [min, max] camera focal length in image sizes (smaller: stronger
+            perspective).
+        occlusion: probability of an opaque shape over part of the face.
+        occluder_size: [min, max] circumradius of that shape in face radii.
     """
 
     second_hand: float = 0.3
     max_rotation: float = 20.0
     clutter: float = 0.5
     square: float = 0.25
+    perspective: float = 0.0
+    tilt: tuple = (10.0, 40.0)
+    focal: tuple = (1.2, 3.0)
+    occlusion: float = 0.0
+    occluder_size: tuple = (0.15, 0.35)
 
 
 def options(raw: dict) -> ClockOptions:
     from mm_assets.core.synth.spec import SpecError, check_known
 
     check_known(ClockOptions, raw, "clocks")
+    limits = {"tilt": (0, 60), "focal": (0.5, 20), "occluder_size": (0.05, 0.6)}
+    raw = dict(raw)
+    for k, (lo, hi) in limits.items():
+        v = raw.get(k, ClockOptions.__dataclass_fields__[k].default)
+        if not (isinstance(v, (list, tuple)) and len(v) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                and lo <= v[0] <= v[1] <= hi):
+            raise SpecError(f"options.{k}: [min, max] with {lo} <= min <= max <= {hi}, "
+                            f"got {v!r}")
+        raw[k] = (float(v[0]), float(v[1]))
     o = ClockOptions(**raw)
-    for k in ("second_hand", "clutter", "square"):
+    for k in ("second_hand", "clutter", "square", "perspective", "occlusion"):
         if not 0 <= getattr(o, k) <= 1:
             raise SpecError(f"options.{k}: a probability in [0, 1], got {getattr(o, k)!r}")
     if not 0 <= o.max_rotation <= 180:
@@ -126,7 +157,7 @@ def sample_params(rng: np.random.Generator, size: int, o: ClockOptions) -> dict:
     if kind == "time24":
         q["period"] = str(rng.choice(["am", "pm"]))
     second_rgb = [int(rng.integers(180, 240)), int(rng.integers(0, 50)), int(rng.integers(0, 60))]
-    return {
+    p = {
         "minute_of_12h": minute, "second": second, "second_hand": has_sec,
         "angles": hand_angles(minute, second),
         "face": {"shape": "square" if rng.random() < o.square else "round",
@@ -146,6 +177,57 @@ def sample_params(rng: np.random.Generator, size: int, o: ClockOptions) -> dict:
         "center": [round(cx, 2), round(cy, 2)], "radius": round(radius, 2),
         "background": bg, "clutter": clutter, "question": q,
     }
+    if o.perspective > 0:  # drawn last: specs without a view keep their earlier bytes
+        p["view"] = _sample_view(rng, p, size, o) if rng.random() < o.perspective else None
+    if o.occlusion > 0:
+        p["occluder"] = None
+        if rng.random() < o.occlusion:
+            inner = inner_radius(p)
+            p["occluder"] = cv.sample_occluder(
+                rng, p["center"], inner, p["radius"], o.occluder_size, hand_points(p),
+                [p["face"]["rgb"], p["hands"]["rgb"], p["hands"]["second_rgb"]],
+                hand_width(p) + 2)
+    return p
+
+
+def _sample_view(rng: np.random.Generator, p: dict, size: int, o: ClockOptions) -> dict:
+    view = {"tilt": round(float(rng.uniform(*o.tilt)), 3),
+            "axis": round(float(rng.uniform(0, 360)), 3),
+            "focal": round(float(rng.uniform(*o.focal)) * size, 2)}
+    h, fit = cv.view_homography(view, p["center"], face_outline(p), size)
+    return {**view, "fit": fit, "homography": [round(float(v), 9) for v in h.ravel()]}
+
+
+def inner_radius(p: dict) -> float:
+    """Inner face radius (output pixels): the radius minus the rim drawn."""
+    R = p["radius"]
+    return R * (1 - max(2.0 / SS / R, p["face"]["rim"]))
+
+
+def hand_width(p: dict) -> float:
+    return max(3.0, p["hands"]["width"] * inner_radius(p))
+
+
+def face_outline(p: dict) -> list[tuple[float, float]]:
+    """The face's outer outline in scene pixels (72 points of the circle, or the rounded
+    square's vertices)."""
+    (cx, cy), R = p["center"], p["radius"]
+    if p["face"]["shape"] == "round":
+        return [(cx + R * math.cos(2 * math.pi * k / 72), cy + R * math.sin(2 * math.pi * k / 72))
+                for k in range(72)]
+    return _rounded_square(cx, cy, R, R * 0.12, p["rotation"])
+
+
+def hand_points(p: dict) -> dict[str, list[tuple[float, float]]]:
+    """Hour and minute hand: the checker's sample points (scene pixels, at
+    :data:`~.clocks_view.CHECK_FRACTIONS` of the hand's length), then the tip."""
+    inner, h = inner_radius(p), p["hands"]
+    out = {}
+    for hand in ("hour", "minute"):
+        length = h[f"{hand}_len"] * inner
+        ang = p["angles"][hand] + p["rotation"]
+        out[hand] = [_pt(*p["center"], ang, f * length) for f in (*cv.CHECK_FRACTIONS, 1.0)]
+    return out
 
 
 def _pt(cx, cy, angle, d):
@@ -196,7 +278,8 @@ def _text(im, xy, label, fnt, ink, rot) -> None:
 
 def render(p: dict, size: int) -> Image.Image:
     """The clock drawn at ``SS`` x ``size`` and box-reduced. Rotation is applied to the
-    geometry (angles and outlines) and to each numeral tile, never to the whole image."""
+    geometry (angles and outlines) and to each numeral tile, never to the whole image; the
+    occluder is drawn last, then the perspective warp (at ``SS`` x, before the reduction)."""
     S = size * SS
     im = Image.new("RGB", (S, S), tuple(p["background"]))
     d = ImageDraw.Draw(im)
@@ -238,6 +321,11 @@ def render(p: dict, size: int) -> Image.Image:
               "line")
     hub = w * 0.9
     d.ellipse([cx - hub, cy - hub, cx + hub, cy + hub], fill=tuple(h["rgb"]))
+    if p.get("occluder"):
+        d.polygon([(x * SS, y * SS) for x, y in cv.occluder_outline(p["occluder"])],
+                  fill=tuple(p["occluder"]["rgb"]))
+    if p.get("view"):
+        im = cv.warp(im, np.reshape(p["view"]["homography"], (3, 3)), SS, p["background"])
     return im.reduce(SS)
 
 
@@ -264,47 +352,3 @@ def qa(p: dict) -> tuple[str, str, dict]:
     else:
         raise ValueError(f"unknown question kind {kind!r}")
     return question, answer, {"hour": h or 12, "minute": m, "second": s, "kind": kind}
-
-
-def time_from_angles(angles: dict, has_second: bool) -> tuple[int, int] | None:
-    """(minute_of_12h, second) read back from the hand angles, or None when the hour hand
-    disagrees with the minute hand (by more than half a degree)."""
-    sec = round(angles["second"] / 6) % 60 if has_second else 0
-    minute_t = angles["minute"] / 6  # minutes past the hour, with fraction from seconds
-    m = math.floor(minute_t + 1e-6) % 60
-    h = math.floor(angles["hour"] / 30 + 1e-9) % 12
-    expect_hour = (h * 60 + minute_t) / 720 * 360
-    if abs(expect_hour - angles["hour"]) > 0.5:
-        return None
-    if has_second and abs((minute_t - math.floor(minute_t + 1e-6)) * 60 - sec) > 0.5:
-        return None
-    return h * 60 + m, sec
-
-
-def check(p: dict, question: str, answer: str, image: bytes, size: int) -> str | None:
-    """None when the sample is right, else the reason (see module doc)."""
-    if not (0 <= p["minute_of_12h"] < 720 and 0 <= p["second"] < 60):
-        return "param_out_of_range"
-    t = time_from_angles(p["angles"], p["second_hand"])
-    if t is None:
-        return "hands_disagree"
-    q, a, _ = qa({**p, "minute_of_12h": t[0], "second": t[1]})
-    if (q, a) != (question, answer):
-        return "answer_mismatch"
-    px, bad = checked_pixels(image, size)
-    if bad:
-        return bad
-    R, h = p["radius"], p["hands"]
-    inner = R * (1 - max(2.0 / SS / R, p["face"]["rim"]))
-    face, ink = np.array(p["face"]["rgb"]), np.array(h["rgb"])
-    for hand, frac in (("hour", h["hour_len"] * 0.6), ("minute", h["minute_len"] * 0.6)):
-        ang = p["angles"][hand]
-        if p["second_hand"] and abs((ang - p["angles"]["second"] + 180) % 360 - 180) < 12:
-            continue  # the second hand may cover this spot
-        x, y = _pt(p["center"][0], p["center"][1], ang + p["rotation"], frac * inner)
-        near = px[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2].reshape(-1, 3)
-        c = near[np.abs(near - ink).sum(axis=1).argmin()]  # the 3x3 pixel closest to ink
-        if np.abs(c - ink).sum() > np.abs(c - face).sum():
-            return f"{hand}_hand_not_drawn"
-    return None
-

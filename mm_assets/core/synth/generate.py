@@ -28,13 +28,13 @@ from mm_assets.core.records import (
     Sample,
     StageCounts,
 )
-from mm_assets.core.synth import charts, clocks, counting
+from mm_assets.core.synth import charts, clocks, clocks_check, counting
 from mm_assets.core.synth.draw import png_bytes
 
 GENERATORS = {
     "clocks": SimpleNamespace(options=clocks.options, params=clocks.sample_params,
                               render=clocks.render, qa=lambda p, size: clocks.qa(p),
-                              check=clocks.check),
+                              check=clocks_check.check),
     "counting": SimpleNamespace(options=counting.options, params=counting.sample_params,
                                 render=counting.render, qa=counting.qa, check=counting.check),
     "charts": SimpleNamespace(options=charts.options, params=charts.sample_params,

@@ -125,7 +125,7 @@ def test_shortfall_between_sources_names_the_source(root):
 
 
 def _cands(n: int, tokens) -> list[Candidate]:
-    return [Candidate(f"c{i:04d}", "s", "text", "text:0", i % 10, 0, 0, tokens(i), "curated")
+    return [Candidate(f"c{i:04d}", "s", "text", "text:0", i % 10, 0, tokens(i), "curated")
             for i in range(n)]
 
 
@@ -147,11 +147,14 @@ def test_total_in_tokens_is_the_smallest_draw_that_reaches_it():
 
 
 def test_image_tokens_count_under_the_chosen_scheme():
-    c = [Candidate(f"m{i}", "s", "multimodal", "image:0", 0, 729, 100, 10, "curated")
-         for i in range(50)]
-    assert len(draw(c, parse_recipe("name: r\ntotal_tokens: 7390\n")).order) == 10
-    d = draw(c, parse_recipe("name: r\ntotal_tokens: 1100\ntoken_scheme: native\n"))
-    assert len(d.order) == 10 and d.tokens == 1100
+    # one 1024x768 image + 10 text tokens: fixed 729, naflex_256 252 (18x14 patches)
+    for scheme, per_image in (("fixed", 729), ("naflex_256", 252)):
+        c = [Candidate(f"m{i}", "s", "multimodal", "image:0", 0, per_image, 10, "curated",
+                       f"m{i}", ((1024, 768),)) for i in range(50)]
+        r = parse_recipe(f"name: r\ntotal_tokens: {10 * (per_image + 10)}\n"
+                         f"token_scheme: {scheme}\n")
+        d = draw(c, r)
+        assert len(d.order) == 10 and d.tokens == 10 * (per_image + 10)
 
 
 def test_decile_weights_scale_and_exclude_deciles():

@@ -1,20 +1,40 @@
+import io
 from collections import Counter
 
 import pytest
+from PIL import Image
 
-from mm_assets.core.mix.draw import Candidate, draw, image_tokens, summarise
+from mm_assets.core.mix.draw import Candidate, candidate, draw, summarise
 from mm_assets.core.mix.recipe import RecipeError, parse_recipe
+from mm_assets.core.records import Sample
 
 
 def _cands(spec: dict[str, int], modality="text"):
-    return [Candidate(f"{cl}-{i:03d}", "src", modality, cl, i % 10, 0, 0, 5)
+    return [Candidate(f"{cl}-{i:03d}", "src", modality, cl, i % 10, 0, 5)
             for cl, n in spec.items() for i in range(n)]
 
 
-def test_token_estimates_for_a_1024x768_image():
-    # fixed tiling: one 384-px tile of 27x27 patches = 729; native: ceil(1024/14)*ceil(768/14)
-    assert image_tokens(1024, 768) == (729, 74 * 55)
-    assert image_tokens(100_000, 100_000)[1] == 16_384  # capped
+def _png(w, h) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (200, 10, 10)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_candidate_tokens_follow_the_recipe_scheme_for_a_1024x768_image():
+    s = Sample("k", [{"from": "human", "value": "<image>\nhi"}], [_png(1024, 768)], ["png"])
+    # fixed: 27x27 = 729; OneVision anyres_max_9: 2x3 tiles, unpadded 54x73 + 54 newlines +
+    # 729 base = 4725; NaFlex 256: 18x14 patches of 16 px = 252 (tests/core/interleaved)
+    for scheme, want in (("fixed", 729), ("anyres_max_9", 4725), ("naflex_256", 252)):
+        c = candidate(s, "image:0", lambda t: 3, scheme=scheme)
+        assert (c.image_tokens, c.text_tokens, c.image_sizes) == (want, 3, ((1024, 768),))
+    two = Sample("k2", s.conversations, [_png(1024, 768), _png(1024, 768)], ["png", "png"])
+    assert candidate(two, "none", len, scheme="anyres_max_9").image_tokens == 2 * 730
+    with pytest.raises(ValueError, match="header"):
+        candidate(Sample("b", s.conversations, [b"not an image"], ["png"]), "none", len)
+    with pytest.raises(RecipeError, match="token_scheme.*'native' is retired.*naflex_1024"):
+        parse_recipe("name: r\ntoken_scheme: native\n")
+    with pytest.raises(RecipeError, match="unknown token scheme"):
+        parse_recipe("name: r\ntoken_scheme: naflex\n")
 
 
 def test_one_to_three_over_400_is_exact_and_seeded():

@@ -75,7 +75,7 @@ def test_config_validation_names_the_value():
 def test_kmeans_clamps_k_and_handles_one_point_and_one_cluster():
     rng = np.random.default_rng(0)
     x = _unit(rng, 175, 16)
-    res = spherical_kmeans(x, ClusterConfig(k=500, niter=5))
+    res = spherical_kmeans(x, ClusterConfig(k=500, niter=5, min_cluster_size=1))
     assert res.k_effective == 175 and res.assign.shape == (175,)
     one = spherical_kmeans(x[:1], ClusterConfig(k=8))
     assert one.k_effective == 1 and one.assign.tolist() == [0]

@@ -19,7 +19,7 @@ def test_synthetic_sources_parse():
     ("{synthetic: 'a b'}", "spec name"),
     ("{synthetic: x, wds: /tmp}", "no asset or wds"),
     ("{name: 'bad-name', synthetic: x}", "name must be"),
-    ("{synth: x}", "keys name, asset, wds or synthetic"),
+    ("{synth: x}", "keys name, asset, wds.* synthetic"),  # (+ interleaved, issue 16)
 ])
 def test_bad_synthetic_sources(item, msg):
     with pytest.raises(RecipeError, match=msg):
