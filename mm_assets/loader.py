@@ -17,7 +17,12 @@ from mm_assets.core.storage import Store
 
 
 def iter_mixture(store: Store, recipe: str) -> Iterator[tuple[str, list[Image.Image], list[dict]]]:
-    """Yield ``(key, images (PIL, in prompt order), conversations)`` of a built mixture.
+    """Yield ``(key, images (PIL, in order), turns)`` of a built mixture, in its order.
+
+    ``turns`` is a conversation sample's LLaVA turns (``{"from": "human"|"gpt", "value": str}``)
+    or, for an interleaved document (a recipe's ``interleaved`` source), its segments in order:
+    ``{"text": str}`` or ``{"image": i}`` with ``i`` the index into ``images`` (a URL-only
+    image, which mixtures never carry, would be ``{"image": None, "url": str}``).
 
     Raises:
         FileNotFoundError: the mixture was not materialized.
@@ -30,8 +35,27 @@ def iter_mixture(store: Store, recipe: str) -> Iterator[tuple[str, list[Image.Im
         urls = [store.url(p) for p in manifest["shards"]]
     for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
         meta = json.loads(sample["json"])
+        if "conversations" not in meta and "texts" in meta:  # an interleaved document
+            yield sample["__key__"], *_document(sample)
+            continue
         images = [Image.open(io.BytesIO(sample[name])) for name in meta["images"]]
         yield sample["__key__"], images, meta["conversations"]
+
+
+def _document(sample: dict) -> tuple[list[Image.Image], list[dict]]:
+    """Images and ordered segments of one stored interleaved document (see iter_mixture)."""
+    from mm_assets.core.interleaved.doc import ImageSeg, from_wds
+
+    images, segments = [], []
+    for seg in from_wds(sample).segments:
+        if not isinstance(seg, ImageSeg):
+            segments.append({"text": seg.text})
+        elif seg.data is None:
+            segments.append({"image": None, "url": seg.url})
+        else:
+            segments.append({"image": len(images)})
+            images.append(Image.open(io.BytesIO(seg.data)))
+    return images, segments
 
 
 def export_index(store: Store, recipe: str, rel: str | None = None) -> str:

@@ -34,7 +34,11 @@ def mine(recipes: str = typer.Option("", "--recipes",
     """Mine registered pools by corpus cluster (asset `mined`, one partition per recipe); needs
     `clusters` and `pool_assign` materialized. Exit 1: a recipe failed; 2: unknown recipe."""
     from mm_assets.cli import _exit_on_failure, _log_level, _print_summary, _setup, _usage_error
-    from mm_assets.core.mine.recipe import all_mining_recipes, root_mining_recipes
+    from mm_assets.core.mine.recipe import (
+        all_mining_recipes,
+        load_mining_recipe,
+        root_mining_recipes,
+    )
     from mm_assets.partitions import parse_recipe_spec
     from mm_assets.runner import get_instance, run_graph
     from resources.storage import StorageResource
@@ -44,6 +48,8 @@ def mine(recipes: str = typer.Option("", "--recipes",
     try:
         names = parse_recipe_spec(recipes, sorted(all_mining_recipes(store)),
                                   root_mining_recipes(store))
+        for name in names:  # a bad recipe fails here, before any run (exit 2)
+            load_mining_recipe(store, name)
         t0 = time.time()
         summary = run_graph(instance, select=["mined"], minings=names, log_level=_log_level(),
                             progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}",
@@ -51,8 +57,8 @@ def mine(recipes: str = typer.Option("", "--recipes",
     except ValueError as e:
         _usage_error(ValueError(str(e).replace("unknown recipe", "unknown mining recipe")))
     _print_summary(summary, store)
-    for name in names:
-        if store.exists(layout.mined_manifest(name)):
+    for name in names:  # tables of this call's finished recipes only (not a stale build's)
+        if f"mined [{name}]" in summary.finished and store.exists(layout.mined_manifest(name)):
             print(f"\nmined[{name}]\n" + cluster_table(store.read_json(
                 layout.mined_manifest(name))))
     _exit_on_failure(summary)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance, materialize
 
+from mm_assets.core import layout
 from mm_assets.core.mix.registry import root_recipes
 from mm_assets.definitions import ALL_ASSETS, default_resources
 from resources.storage import StorageResource
@@ -179,6 +180,12 @@ def _plan(select, shards, recipes, store, missing_only, specs=None, minings=None
             keys = all_partition_keys(store)
         if missing_only and kind != "global":
             done = set.intersection(*(set(read_commits(store, n)) for n in chosen))
+            if kind == "pool_shards":  # assigned against older centroids: not done
+                from mm_assets.core.mine.pool import partition_key, pool_names
+                from mm_assets.core.mine.pool_shard import stale_shards
+
+                done -= {partition_key(p, s) for p in pool_names(store)
+                         for s in stale_shards(store, p)}
             keys = [k for k in keys if k not in done]
         steps.append((chosen, keys))
     return steps
@@ -266,9 +273,17 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
     if unknown:
         raise ValueError(f"unknown asset(s) {unknown}; known: {ALL}")
     shards = shards if shards is not None else instance.get_dynamic_partitions("shards")
-    if not instance.get_dynamic_partitions("shards") and set(select) - {"mixtures", *OPTIONAL}:
-        raise NothingIngested("nothing ingested yet: run `mm-assets ingest --input FILE` "
-                              "first (no shard partitions in this instance)")
+    if set(select) - {"mixtures", *OPTIONAL}:
+        if not instance.get_dynamic_partitions("shards"):
+            raise NothingIngested("nothing ingested yet: run `mm-assets ingest --input FILE` "
+                                  "first (no shard partitions in this instance)")
+        store = resources["storage"].store()
+        if not layout.shard_ids(store, layout.INPUTS, layout.MANIFEST_SUFFIX):
+            raise NothingIngested(  # e.g. a mistyped --root: its runs would all fail
+                f"nothing ingested into {store.url('')} (no shard manifest under "
+                f"{layout.INPUTS}/; this Dagster instance knows "
+                f"{len(instance.get_dynamic_partitions('shards'))} shard(s) of another root): "
+                "check --root / MM_ASSETS_ROOT, or run `mm-assets ingest` into it")
     if "mixtures" in select:  # named recipes become partitions too (the UI then shows them)
         recipes = register_recipes(instance, resources["storage"], recipes)
     if set(OPTIONAL) & set(select):  # likewise for synthetic-data specs

@@ -197,3 +197,16 @@ def test_batches_are_consecutive_in_partition_order():
                                         ("000005", "000006"), "000009"]
     assert _batches(keys, order, 1) == keys
     assert _batches(["000004", "000007"], order, 16) == ["000004", "000007"]
+
+
+def test_run_on_a_mistyped_root_fails_before_any_run(ingested):
+    """The instance knows the real root's shards; a mistyped --root used to launch a run per
+    shard, each failing on a missing manifest, and `status` of the real root then showed them
+    as failed. Now: exit 2 naming the root, no run recorded."""
+    typo = ingested / "rooot"
+    r = _cli(ingested, "run", "--select", "raw_shards", "--root", str(typo))
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "nothing ingested into" in r.stderr and "rooot" in r.stderr
+    assert "check --root" in r.stderr
+    inst = DagsterInstance.from_config(str(ingested / "home"))
+    assert inst.get_runs() == []

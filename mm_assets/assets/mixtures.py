@@ -81,9 +81,16 @@ def mixtures(context, storage: StorageResource) -> MaterializeResult:
     upstream materializations, digests of external sources)."""
     store, name = storage.store(), context.partition_key
     recipe, count = load_recipe(store, name), token_counter()
-    a = store.read_table(layout.CLUSTER_ASSIGNMENTS,
-                         schemas.subset(schemas.CLUSTER_ASSIGNMENTS, "key", "space", "cluster"))
-    clusters = dict(zip(a["key"], (a["space"] + ":" + a["cluster"].cast(pl.Utf8)), strict=True))
+    clusters = {}
+    if store.exists(layout.CLUSTER_ASSIGNMENTS):  # e.g. an interleaved-only root has none
+        a = store.read_table(layout.CLUSTER_ASSIGNMENTS, schemas.subset(
+            schemas.CLUSTER_ASSIGNMENTS, "key", "space", "cluster"))
+        clusters = dict(zip(a["key"], (a["space"] + ":" + a["cluster"].cast(pl.Utf8)),
+                            strict=True))
+    elif recipe.cluster_weights:
+        raise FileNotFoundError(f"recipe {name!r} has cluster_weights but clusters was never "
+                                f"materialized ({store.url(layout.CLUSTER_ASSIGNMENTS)} "
+                                "missing): materialize clusters first")
     with Timer() as t:
         found = collect(store, recipe, clusters, count)
         d = draw(list(found.cands.values()), recipe)

@@ -170,7 +170,8 @@ def test_webserver_shows_lineage_and_the_materializations(graph, tmp_path):
             k.path[0] for a in INTERLEAVED_ASSETS for k in a.keys}
         assert set(deps) == set(ALL) | on_request
         assert deps["mixtures"] == {"raw_shards", "exact_duplicates", "clusters", "curated",
-                                    "merged", "rephrased", "synthetic_checked"}
+                                    "merged", "rephrased", "synthetic_checked", "mined",
+                                    "interleaved_docs", "docs_curated"}
         assert deps["eval_results"] == {"mixtures"}
         for asset in ORDER:
             data = _graphql(port, '{ assetOrError(assetKey: {path: ["%s"]}) { ... on Asset '

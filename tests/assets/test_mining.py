@@ -123,6 +123,12 @@ def test_mine_command_runs_the_root_recipes_and_prints_the_table(tmp_path, monke
                          str(man["totals"]["taken"])]
     bad = CliRunner().invoke(app, ["mine", "--root", storage.root, "--recipes", "nope"])
     assert bad.exit_code == 2 and "unknown mining recipe" in bad.output
+    storage.store().write_bytes(layout.mining_recipe("typo.yaml"),
+                                b"name: typo\npools: [testpool]\nfill_to: medain\n")
+    typo = CliRunner().invoke(app, ["mine", "--root", storage.root, "--recipes", "typo"])
+    assert typo.exit_code == 2 and "fill_to" in typo.output, typo.output  # before any run
+    assert "mined[typo]" not in typo.output
+    storage.store().rm(layout.mining_recipe("typo.yaml"))
     st = CliRunner().invoke(app, ["status", "--root", storage.root])
     [row] = [ln.split() for ln in st.output.splitlines() if ln.startswith("mined ")]
     assert row[1:] == ["1", "0", "0"], st.output  # the recipe's partition: materialized

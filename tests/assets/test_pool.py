@@ -93,6 +93,16 @@ def test_rerun_is_byte_identical_and_stale_after_reclustering(world):
     store.write_npy(layout.centroids("image"), np.asarray(cents)[::-1].copy())
     try:
         assert stale_shards(store, "gen") == ["00000000", "00000001"]
+        from mm_assets.core.mine.recipe import parse_mining_recipe
+        from mm_assets.core.mine.select import MiningError, select
+        from mm_assets.runner import _plan
+
+        # stale shards are "missing" for run --missing, and mining refuses them (the tryout's
+        # mine ran on them silently: the new cluster 3 got 0 candidates)
+        assert _plan(["pool_assign"], [], [], store, True) == [
+            (["pool_assign"], ["gen__00000000", "gen__00000001"])]
+        with pytest.raises(MiningError, match="2 shard.*assigned against other centroids"):
+            select(store, parse_mining_recipe("name: st\npools: [gen]\ncounts: {0: 1}\n"))
     finally:
         store.write_bytes(layout.centroids("image"), saved)
 

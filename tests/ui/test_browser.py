@@ -23,7 +23,9 @@ STAGE_GROUPS = {"raw_shards": "ingest", "image_hashes": "dedup", "exact_duplicat
                 "merged": "text", "rephrased": "text", "synthetic": "synthetic",
                 "synthetic_checked": "synthetic",
                 "mixtures": "mixtures", "report": "report", "eval_results": "eval",
-                "ablations": "eval"}
+                "ablations": "eval", "pool_assign": "mining", "mined": "mining",
+                **dict.fromkeys(["interleaved_docs", "doc_hashes", "doc_quality", "doc_embeddings",
+                                 "doc_repeats", "doc_clusters", "docs_curated"], "interleaved")}
 RUN_TIMEOUT_MS = 180_000
 
 

@@ -20,6 +20,7 @@ not_needed / shortfall.
 from __future__ import annotations
 
 import re
+import tarfile
 from collections import Counter
 from collections.abc import Iterator
 
@@ -68,7 +69,17 @@ def mined_samples(store: Store, r: MiningRecipe, rows: pl.DataFrame) -> Iterator
                                          strict=True)}
         url = _shard_url(store, pool, stem)
         with fsspec.open(url, "rb") as f:
-            for wds_key, parts in iter_tar_groups(f):
+            groups = iter_tar_groups(f)
+            while want:  # stop at the last wanted sample: a damaged tail is not read
+                try:
+                    wds_key, parts = next(groups)
+                except StopIteration:
+                    break
+                except (tarfile.ReadError, EOFError, OSError) as e:
+                    raise MiningError(f"pool shard {url} cannot be read past its first samples "
+                                      f"({type(e).__name__}: {e}); {len(want)} selected "
+                                      f"sample(s) not reached, e.g. {sorted(want)[:3]}: "
+                                      f"re-materialize pool_assign[{pool}__{stem}]") from e
                 row = want.pop(wds_key, None)
                 if row is None:
                     continue
@@ -96,9 +107,10 @@ def selection_table(sel: Selection) -> pl.DataFrame:
     rows = sel.rows
     if rows.height == 0:
         return pl.DataFrame(schema=schemas.MINED_SELECTION)
-    rows = rows.sort("pool", "shard", "row").with_columns(
-        out_key=pl.Series([out_key(p, s, w) for p, s, w in
-                           zip(rows["pool"], rows["shard"], rows["wds_key"], strict=True)]))
+    rows = rows.sort("pool", "shard", "row")  # keys from the sorted rows, not the unsorted
+    rows = rows.with_columns(out_key=pl.Series(
+        [out_key(p, s, w) for p, s, w in zip(rows["pool"], rows["shard"], rows["wds_key"],
+                                              strict=True)], dtype=pl.Utf8))
     if rows["out_key"].n_unique() != rows.height:
         raise MiningError("two selected pool samples map to one output key "
                           f"(e.g. {rows.filter(rows['out_key'].is_duplicated())['key'][:2]})")

@@ -134,17 +134,30 @@ def pool_tables(store: Store, pools: tuple[str, ...]) -> list[tuple[str, str]]:
     """``(pool, stem)`` of every committed ``pool_assign`` shard of ``pools``, sorted.
 
     Raises:
-        MiningError: a pool has no committed shard.
+        MiningError: a pool is not registered, has no committed shard, or has shards assigned
+            against other centroids than the current clusters (stale: their cluster ids
+            would mean other clusters).
     """
-    from mm_assets.core.mine.pool import split_partition_key
+    from mm_assets.core.mine.pool import pool_names, split_partition_key
+    from mm_assets.core.mine.pool_shard import stale_shards
 
     have = [split_partition_key(k) for k in committed(store, POOL_STAGE)]
+    registered = set(pool_names(store))
     out = []
     for p in pools:
+        if p not in registered:
+            raise MiningError(f"pools: pool {p!r} is not registered (known: "
+                              f"{sorted(registered) or 'none'}): `mm-assets pool add {p} PREFIX`")
         mine = sorted(s for q, s in have if q == p)
         if not mine:
             raise MiningError(f"pools: pool {p!r} has no committed pool_assign shard under "
                               f"{store.url(layout.POOLS)}: materialize pool_assign first")
+        stale = stale_shards(store, p)
+        if stale:
+            raise MiningError(f"pools: {len(stale)} shard(s) of pool {p!r} were assigned against "
+                              f"other centroids than the current clusters (e.g. {stale[:3]}): "
+                              "re-assign them with `mm-assets run --select pool_assign "
+                              "--missing`")
         out += [(p, s) for s in mine]
     return out
 

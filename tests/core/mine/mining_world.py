@@ -15,6 +15,7 @@ copies of corpus images, exact duplicates within the pool, short and non-English
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 from collections import Counter
@@ -25,7 +26,7 @@ import polars as pl
 from PIL import Image
 
 from mm_assets.core import layout, schemas
-from mm_assets.core.commits import write_commit
+from mm_assets.core.commits import file_digest, write_commit
 from mm_assets.core.dedup.hashing import hash_image
 from mm_assets.core.mine.pool import add_pool, partition_key
 from mm_assets.core.records import Sample, StageCounts
@@ -183,6 +184,8 @@ def _write_pool(w: World, pool_dir: str, n: int, kinds: int, per_shard: int, rng
         store.write_table(layout.pool_assign(w.pool, stem),
                           pl.DataFrame(rows, schema=schemas.POOL_ASSIGN), schemas.POOL_ASSIGN)
         store.write_npy(layout.pool_vectors(w.pool, stem), np.stack(vecs).astype(np.float16))
+        store.write_bytes(layout.pool_sidecar(w.pool, stem), json.dumps(  # as pool_assign
+            {"centroids": {"digest": file_digest(store, layout.centroids("image"))}}).encode())
         write_commit(store, "pool_assign", partition_key(w.pool, stem),
                      StageCounts(len(chunk), len(chunk)))
     add_pool(store, w.pool, [pool_dir])

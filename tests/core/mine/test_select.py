@@ -123,6 +123,61 @@ def test_no_mined_image_duplicates_the_corpus_or_another_mined_image(world):
     assert not {s.metadata["pool_key"] for s in mined} & copies
 
 
+def test_each_mined_sample_holds_the_pool_sample_its_key_names(world):
+    """Keys are made from the sorted rows (a fresh-user tryout found keys built from the
+    unsorted ones: sample a held b's image and caption). Rows are shuffled on purpose."""
+    import dataclasses
+
+    from mm_assets.core.dedup.hashing import bytes_hash
+    from mm_assets.core.mine.output import out_key
+
+    r = _recipe(name="m_keys", counts="{0: 20, 2: 20, 3: 40}")
+    sel = select(world.store, r)
+    sel = dataclasses.replace(sel, rows=sel.rows.sample(fraction=1.0, shuffle=True, seed=1))
+    write_mined(world.store, r, sel)
+    by_key = {k: (h, c) for k, h, c in sel.rows.select("key", "bytes_hash", "caption").rows()}
+    mined = _mined(world.store, "m_keys")
+    assert len(mined) == sel.rows.height > 40
+    for s in mined:
+        pool, stem, wds_key = s.metadata["pool_key"].split("/", 2)
+        assert s.key == out_key(pool, stem, wds_key)
+        want_hash, want_caption = by_key[s.metadata["pool_key"]]
+        assert bytes_hash(s.images[0]) == want_hash
+        assert s.conversations[1]["value"] == want_caption
+
+
+def test_a_pool_shard_damaged_after_its_selected_samples_still_mines(world, tmp_path):
+    """Reading a pool shard stops at its last selected sample: a tail cut after it is not
+    read (the tryout's truncated shard failed every recipe); a cut before it fails naming
+    the shard."""
+    import shutil
+    import tarfile
+
+    from mm_assets.core.mine.select import MiningError
+
+    r = _recipe(name="m_cut", counts="{2: 3}")
+    sel = select(world.store, r)
+    stem = sel.rows["shard"][0]
+    wanted = set(sel.rows.filter(pl.col("shard") == stem)["wds_key"])
+    src = Path(world.store.path("")).parent / "pool" / f"{stem}.tar"
+    shutil.copy(src, tmp_path / "keep.tar")
+    with tarfile.open(tmp_path / "keep.tar") as tf:
+        members = tf.getmembers()
+    last = max(i for i, m in enumerate(members) if m.name.split(".", 1)[0] in wanted)
+    after = [m for m in members[last + 1:] if m.name.split(".", 1)[0] not in wanted]
+    assert after, "the test needs members after the last selected sample"
+    data = (tmp_path / "keep.tar").read_bytes()
+    try:
+        src.write_bytes(data[: after[0].offset_data + 10])  # cut inside the next sample
+        write_mined(world.store, r, sel)
+        assert len(_mined(world.store, "m_cut")) == sel.rows.height
+        src.write_bytes(data[:700])  # cut inside the first member
+        with pytest.raises(MiningError, match=f"{stem}.tar cannot be read"):
+            write_mined(world.store, r, sel)
+    finally:
+        shutil.copy(tmp_path / "keep.tar", src)
+
+
 def test_same_seed_same_selection_other_seed_other(world):
     a = select(world.store, _recipe(seed=7)).rows["key"].to_list()
     b = select(world.store, _recipe(seed=7)).rows["key"].to_list()
@@ -209,3 +264,11 @@ def test_a_near_copy_of_an_image_taken_earlier_is_rejected_whichever_its_order()
                           np.zeros((0, 0), np.float32), tallies, need)
         assert took["key"].to_list() == [kept["key"][0], "c"]
         assert tallies[0].rejected == Counter({"dup_mined_phash": 1})
+
+
+def test_an_unregistered_pool_is_named_with_the_known_ones(world):
+    from mm_assets.core.mine.select import MiningError
+
+    r = parse_mining_recipe("name: nopool\npools: [nope]\ncounts: {0: 1}\n")
+    with pytest.raises(MiningError, match=r"pool 'nope' is not registered \(known: \['testpool'\]"):
+        select(world.store, r)
