@@ -33,13 +33,13 @@ from __future__ import annotations
 import re
 import statistics
 from dataclasses import dataclass, field, fields
-from importlib import resources as ir
 from typing import Any
 
 import yaml
 
 from mm_assets.core import layout
 from mm_assets.core.mix.recipe import split_counts
+from mm_assets.core.yaml_registry import YamlRegistry
 
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 MODES = ("counts", "fill_to", "weights", "distribution")
@@ -261,23 +261,20 @@ def parse_mining_recipe(text: str) -> MiningRecipe:
     return MiningRecipe(**data)
 
 
-def shipped() -> dict[str, str]:
-    """Shipped example mining recipes: name -> YAML text."""
-    folder = ir.files("mm_assets") / "mining"
-    return {p.name[:-5]: p.read_text() for p in folder.iterdir() if p.name.endswith(".yaml")}
+REGISTRY: YamlRegistry[MiningRecipe] = YamlRegistry(
+    "mining recipe", "recipe", "mining", layout.MINING, layout.mining_recipe, parse_mining_recipe,
+    MiningRecipeError)
+shipped = REGISTRY.shipped
 
 
 def root_mining_recipes(store) -> list[str]:
     """Names of the root's own mining recipes (``{root}/mining/*.yaml``), sorted."""
-    return sorted(n[:-5] for n in store.ls(layout.MINING, ".yaml"))
+    return REGISTRY.root_names(store)
 
 
 def all_mining_recipes(store) -> dict[str, str]:
     """Recipe name -> YAML text, shipped and the root's own together (root wins)."""
-    out = shipped()
-    for n in store.ls(layout.MINING, ".yaml"):
-        out[n[:-5]] = store.read_bytes(layout.mining_recipe(n)).decode()
-    return out
+    return REGISTRY.texts(store)
 
 
 def load_mining_recipe(store, name: str) -> MiningRecipe:
@@ -287,13 +284,4 @@ def load_mining_recipe(store, name: str) -> MiningRecipe:
         MiningRecipeError: unknown name, invalid recipe (prefixed with the file name), or the
             file name and the recipe's ``name`` disagree.
     """
-    texts = all_mining_recipes(store)
-    if name not in texts:
-        raise MiningRecipeError(f"unknown mining recipe {name!r}; known: {sorted(texts)}")
-    try:
-        recipe = parse_mining_recipe(texts[name])
-    except MiningRecipeError as e:
-        raise MiningRecipeError(f"{name}.yaml: {e}") from e
-    if recipe.name != name:
-        raise MiningRecipeError(f"name: recipe file {name}.yaml declares name {recipe.name!r}")
-    return recipe
+    return REGISTRY.load(store, name)

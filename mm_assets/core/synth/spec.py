@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from importlib import resources as ir
 from typing import Any
 
 import yaml
 
 from mm_assets.core import layout
+from mm_assets.core.yaml_registry import YamlRegistry
 
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -102,23 +102,20 @@ def parse_spec(text: str) -> SynthSpec:
     return SynthSpec(**data)
 
 
-def shipped() -> dict[str, str]:
-    """Shipped example specs: name -> YAML text."""
-    folder = ir.files("mm_assets") / "synthetic"
-    return {p.name[:-5]: p.read_text() for p in folder.iterdir() if p.name.endswith(".yaml")}
+REGISTRY: YamlRegistry[SynthSpec] = YamlRegistry(
+    "synthetic spec", "spec", "synthetic", layout.SYNTHETIC, layout.synthetic_spec, parse_spec,
+    SpecError)
+shipped = REGISTRY.shipped
 
 
 def root_specs(store) -> list[str]:
     """Names of the root's own specs (``{root}/synthetic/*.yaml``), sorted."""
-    return sorted(n[:-5] for n in store.ls(layout.SYNTHETIC, ".yaml"))
+    return REGISTRY.root_names(store)
 
 
 def all_specs(store) -> dict[str, str]:
     """Spec name -> YAML text, shipped and the root's own together (root wins)."""
-    out = shipped()
-    for n in store.ls(layout.SYNTHETIC, ".yaml"):
-        out[n[:-5]] = store.read_bytes(layout.synthetic_spec(n)).decode()
-    return out
+    return REGISTRY.texts(store)
 
 
 def load_spec(store, name: str) -> SynthSpec:
@@ -127,13 +124,4 @@ def load_spec(store, name: str) -> SynthSpec:
     Raises:
         SpecError: unknown name, invalid spec, or file name and ``name`` disagree.
     """
-    texts = all_specs(store)
-    if name not in texts:
-        raise SpecError(f"unknown synthetic spec {name!r}; known: {sorted(texts)}")
-    try:
-        spec = parse_spec(texts[name])
-    except SpecError as e:
-        raise SpecError(f"{name}.yaml: {e}") from e
-    if spec.name != name:
-        raise SpecError(f"name: spec file {name}.yaml declares name {spec.name!r}")
-    return spec
+    return REGISTRY.load(store, name)
