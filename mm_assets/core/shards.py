@@ -72,8 +72,20 @@ def _group_members(tf: tarfile.TarFile, key_rule: str = "first_dot"
             parts = {}
         current = key
         parts[ext] = tf.extractfile(m).read()
+    _check_end_block(tf)  # before the last sample: it may have lost members to the cut
     if current is not None:
         yield current, parts
+
+
+def _check_end_block(tf: tarfile.TarFile) -> None:
+    """Raise ``tarfile.ReadError`` when a streamed archive ended without its end-of-archive
+    zero block. ``tarfile`` stops silently when a file is cut exactly at a member boundary (or
+    inside the next header): the stream then ends where the last member ended, so the samples
+    after the cut would vanish without an error (found by a tryout of pool shards)."""
+    pos = getattr(tf.fileobj, "pos", None)  # stream mode: bytes consumed (uncompressed)
+    if pos is not None and pos - tf.offset < tarfile.BLOCKSIZE:
+        raise tarfile.ReadError(f"archive ends at byte {pos} without its end-of-archive block: "
+                                "truncated at a member boundary (the samples after it are lost)")
 
 
 def read_samples(f: IO[bytes]) -> Iterator[Sample]:
@@ -94,7 +106,8 @@ def iter_tar_groups(f: IO[bytes], key_rule: str = "first_dot"
     members with one key form a sample, keys per :func:`split_member`.
 
     Raises:
-        tarfile.TarError: on a truncated or corrupt archive (after yielding what came before).
+        tarfile.TarError: on a truncated or corrupt archive (after yielding what came before;
+            an archive cut at a member boundary too, before its last sample).
     """
     with tarfile.open(fileobj=f, mode="r|*") as tf:
         yield from _group_members(tf, key_rule)

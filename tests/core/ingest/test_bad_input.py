@@ -147,6 +147,20 @@ def test_broken_webdataset_tars(tmp_path):
     assert [s.conversations[-1]["value"] for s in out] == ["a red square"]
     assert [q.reason for q in quarantine] == ["truncated_tar"]
     assert "trunc.tar" in quarantine[0].error
+    # cut exactly at a member boundary: tarfile ends silently there; it must not look whole
+    members = [("k1.txt", cap), ("k2.png", big), ("k2.txt", cap), ("k3.txt", cap)]
+    _tar(tmp_path / "whole.tar", members)
+    with tarfile.open(tmp_path / "whole.tar") as tf:
+        at = {m.name: m.offset for m in tf.getmembers()}
+    for cut in (at["k3.txt"], at["k2.txt"], at["k3.txt"] + 100):  # between / inside samples,
+        _tar(tmp_path / f"cut{cut}.tar", members, truncate_at=cut)  # inside a header
+        out, quarantine, _ = _build(tmp_path / f"c{cut}", [tmp_path / f"cut{cut}.tar"])
+        # the sample before the cut may have lost members: only the ones before it are kept
+        assert len(out) == 1 and out[0].key.endswith("k1"), [s.key for s in out]
+        assert [q.reason for q in quarantine] == ["truncated_tar"], quarantine
+        assert "end-of-archive block" in quarantine[0].error
+    out, quarantine, _ = _build(tmp_path / "w", [tmp_path / "whole.tar"])
+    assert len(out) == 3 and not quarantine
 
 
 def test_shared_webdataset_shards_ingest_or_are_rejected_by_name(tmp_path, shared):
