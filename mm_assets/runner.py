@@ -272,21 +272,22 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
     unknown = sorted(set(select) - set(ALL))
     if unknown:
         raise ValueError(f"unknown asset(s) {unknown}; known: {ALL}")
-    shards = shards if shards is not None else instance.get_dynamic_partitions("shards")
+    known = instance.get_dynamic_partitions("shards")
+    shards = shards if shards is not None else known
+    store = resources["storage"].store()
     if set(select) - {"mixtures", *OPTIONAL}:
-        if not instance.get_dynamic_partitions("shards"):
+        if not known:
             raise NothingIngested("nothing ingested yet: run `mm-assets ingest --input FILE` "
                                   "first (no shard partitions in this instance)")
-        store = resources["storage"].store()
         if not layout.shard_ids(store, layout.INPUTS, layout.MANIFEST_SUFFIX):
             raise NothingIngested(  # e.g. a mistyped --root: its runs would all fail
                 f"nothing ingested into {store.url('')} (no shard manifest under "
                 f"{layout.INPUTS}/; this Dagster instance knows "
-                f"{len(instance.get_dynamic_partitions('shards'))} shard(s) of another root): "
+                f"{len(known)} shard(s) of another root): "
                 "check --root / MM_ASSETS_ROOT, or run `mm-assets ingest` into it")
     if "mixtures" in select:  # named recipes become partitions too (the UI then shows them)
         recipes = register_recipes(instance, resources["storage"], recipes)
-    if set(OPTIONAL) & set(select):  # likewise for synthetic-data specs
+    if {"synthetic", "synthetic_checked"} & set(select):  # likewise for synthetic-data specs
         from mm_assets.assets.synthetic import register_specs
 
         specs = register_specs(instance, resources["storage"], specs)
@@ -303,9 +304,8 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
     with _signals_interrupt() as pending:
         try:
             _run_layers(instance, resources, ops, summary, progress,
-                        _batched(_plan(select, shards, recipes, resources["storage"].store(),
-                                       missing_only, specs, minings),
-                                 instance.get_dynamic_partitions("shards"), batch),
+                        _batched(_plan(select, shards, recipes, store, missing_only, specs,
+                                       minings), known, batch),
                         log_level, pending)
         except KeyboardInterrupt:
             summary.interrupted = summary.interrupted or "between runs"
