@@ -214,7 +214,7 @@ def main() -> None:
         elif a.stage == "pipeline":
             from bench.bench_scale_pipeline import bench_pipeline
 
-            bench_pipeline(n, row, TreePeak)
+            bench_pipeline(n, row, TreePeak, a.workers)
     if a.stage == "curated":
         bench_curated(a.n)
 

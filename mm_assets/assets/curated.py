@@ -40,40 +40,70 @@ TABLE_SCHEMAS = [schemas.subset(schemas.EXACT_GROUPS, "key", "representative", "
                  schemas.subset(schemas.PPL_DECILES, "key", "decile")]
 
 
-def shard_index(store: Store):
-    """``shard -> its decision inputs`` read from the per-shard index of the global tables,
-    built once per version of those tables (:mod:`mm_assets.core.curate.index`)."""
+def index_fingerprint(store: Store) -> str:
+    """Fingerprint of the global tables' version, after checking each is committed."""
     for up in GLOBAL_INPUTS:  # a clear line instead of a missing-file error
         if read_commit(store, up, GLOBAL) is None:
             raise UncommittedError(f"{up} is not materialized in {store.url('')} (no commit "
                                    f"record): materialize {up} before curated")
-    fp = (outputs_fingerprint(store, GLOBAL_INPUTS)
-          or tables_fingerprint(store, TABLES))  # content digests from the commit records
+    return (outputs_fingerprint(store, GLOBAL_INPUTS)
+            or tables_fingerprint(store, TABLES))  # content digests from the commit records
 
-    def build() -> None:
-        names = upstream_shards(store, "image_hashes")
-        key_shard = pl.concat([store.read_table(layout.image_hashes(s), KEYS).select(
-            "key", pl.lit(s).alias("shard")) for s in names])
-        groups, scores, dec = (store.read_table(t, s) for t, s in zip(TABLES, TABLE_SCHEMAS,
-                                                                       strict=True))
-        parts = build_index(key_shard, groups, scores, dec)
-        empty = pl.DataFrame(schema=schemas.CURATED_INDEX)
-        for shard in names:  # a shard whose records were all quarantined gets an empty index
-            store.write_table(layout.curated_index(fp, shard), parts.get(shard, empty),
-                              schemas.CURATED_INDEX)
-        for old in store.ls(layout.CURATED_INDEXES):  # indexes of older table versions
-            if old != fp:
-                store.rm(layout.curated_index_dir(old))
+
+def build_shard_index(store: Store, fp: str, shards: list[str]) -> None:
+    """Write ``curated/_index/{fp}/{shard}`` for every hashed shard unless those of
+    ``shards`` exist already (one pass over the global tables: ≈ 100 B per sample of memory);
+    indexes of older table versions are removed."""
+    if all(store.exists(layout.curated_index(fp, s)) for s in shards):
+        return
+    names = upstream_shards(store, "image_hashes")
+    key_shard = pl.concat([store.read_table(layout.image_hashes(s), KEYS).select(
+        "key", pl.lit(s).alias("shard")) for s in names])
+    groups, scores, dec = (store.read_table(t, s) for t, s in zip(TABLES, TABLE_SCHEMAS,
+                                                                   strict=True))
+    parts = build_index(key_shard, groups, scores, dec)
+    empty = pl.DataFrame(schema=schemas.CURATED_INDEX)
+    for shard in names:  # a shard whose records were all quarantined gets an empty index
+        store.write_table(layout.curated_index(fp, shard), parts.get(shard, empty),
+                          schemas.CURATED_INDEX)
+    for old in store.ls(layout.CURATED_INDEXES):  # indexes of older table versions
+        if old != fp:
+            store.rm(layout.curated_index_dir(old))
+
+
+def shard_index(store: Store):
+    """``shard -> its decision inputs`` read from the per-shard index of the global tables,
+    built once per version of those tables (:mod:`mm_assets.core.curate.index`)."""
+    fp = index_fingerprint(store)
 
     def part(shard: str):
-        rel = layout.curated_index(fp, shard)
-        if not store.exists(rel):
-            build()
-        if not store.exists(rel):
-            raise FileNotFoundError(f"no image_hashes for shard {shard}: materialize it first")
-        return decision_inputs(store.read_table(rel, schemas.CURATED_INDEX))
+        build_shard_index(store, fp, [shard])
+        return read_index(store, fp, shard)
 
     return part
+
+
+def read_index(store: Store, fp: str, shard: str):
+    rel = layout.curated_index(fp, shard)
+    if not store.exists(rel):
+        raise FileNotFoundError(f"no image_hashes for shard {shard}: materialize it first")
+    return decision_inputs(store.read_table(rel, schemas.CURATED_INDEX))
+
+
+def curate_shard(shard: str, store: Store, cfg: CurateConfig, fp: str):
+    """Curate one shard from its index rows (a worker-process function): ``curated/{shard}.tar``
+    + its decisions; returns (counts, metadata)."""
+    samples = read_shard(store, layout.RAW_SHARDS, shard)
+    exact, semdup, deciles = read_index(store, fp, shard)
+    decisions = decide([s.key for s in samples], exact, semdup, deciles, cfg,
+                       shard_text_flags(store, shard))
+    kept, counts = apply(samples, decisions)
+    for s in kept:
+        s.metadata["ppl_decile"] = int(deciles.get(s.key, -1))
+    store.write_table(layout.curated_decisions(shard), decisions, schemas.CURATED_DECISIONS)
+    write_shard(store, layout.curated_shard(shard), kept)
+    return counts, {"path": store.url(layout.curated_shard(shard)),
+                    "text_filters": ", ".join(cfg.text_filters)}
 
 
 @asset(partitions_def=shards, backfill_policy=shard_backfill,
@@ -86,21 +116,10 @@ def curated(context, config: CuratedConfig, storage: StorageResource) -> Materia
     """``curated/{shard}.tar`` (kept samples, with ``ppl_decile`` in metadata) and
     ``curated/{shard}.decisions.parquet`` (every key: kept / removed + reason). Reads only
     its shard's rows of the global tables (``curated/_index/{tables fingerprint}/{shard}``,
-    built by the first run after those tables change), so a run's cost is flat in corpus size."""
+    built by the first run after those tables change), so a run's cost is flat in corpus size.
+    A batched run's shards are curated in ``workers`` processes (0 = one per core)."""
     store, cfg = storage.store(), config.core()
-    index = shard_index(store)
-
-    def run(shard: str):
-        samples = read_shard(store, layout.RAW_SHARDS, shard)
-        exact, semdup, deciles = index(shard)
-        decisions = decide([s.key for s in samples], exact, semdup, deciles, cfg,
-                           shard_text_flags(store, shard))
-        kept, counts = apply(samples, decisions)
-        for s in kept:
-            s.metadata["ppl_decile"] = int(deciles.get(s.key, -1))
-        store.write_table(layout.curated_decisions(shard), decisions, schemas.CURATED_DECISIONS)
-        write_shard(store, layout.curated_shard(shard), kept)
-        return counts, {"path": store.url(layout.curated_shard(shard)),
-                        "text_filters": ", ".join(cfg.text_filters)}
-
-    return per_shard(context, "curated", run, store=store, upstream="raw_shards")
+    fp = index_fingerprint(store)
+    build_shard_index(store, fp, list(context.partition_keys))
+    return per_shard(context, "curated", curate_shard, store, cfg, fp, workers=cfg.workers,
+                     upstream="raw_shards")

@@ -83,3 +83,64 @@ def test_map_shards_keeps_order_and_raises():
     with pytest.raises(ValueError, match="workers"):
         resolve_workers(-1, 3)
     assert resolve_workers(8, 3) == 3 and resolve_workers(0, 100) >= 1
+
+
+def _commit_globals(store: Store, shards: list[str]) -> None:
+    """Exact groups from the shards' real hashes, no SemDeDup duplicate, deciles by key."""
+    import polars as pl
+
+    from mm_assets.core import layout, schemas
+    from mm_assets.core.commits import GLOBAL, write_commit
+    from mm_assets.core.dedup.exact import exact_groups
+    from mm_assets.core.records import StageCounts
+
+    hashes = pl.concat([store.read_table(layout.image_hashes(s), schemas.IMAGE_HASHES)
+                        for s in shards])
+    keys = hashes["key"].to_list()
+    deciles = pl.DataFrame({"key": keys, "ppl": [float(i) for i in range(len(keys))],
+                            "source": ["t"] * len(keys), "decile": [i % 10 for i in
+                                                                   range(len(keys))],
+                            "global_decile": [i % 10 for i in range(len(keys))]},
+                           schema=schemas.PPL_DECILES)
+    tables = {"exact_duplicates": (layout.EXACT_GROUPS, exact_groups(hashes, "keep_one")),
+              "semdedup": (layout.SEMDEDUP_SCORES, pl.DataFrame(schema=schemas.SEMDEDUP_SCORES)),
+              "ppl_deciles": (layout.PPL_DECILES_TABLE, deciles)}
+    for asset, (rel, df) in tables.items():
+        store.write_parquet(rel, df)
+        write_commit(store, asset, GLOBAL, StageCounts(df.height, df.height), [rel],
+                     digests=True)
+
+
+def test_curated_and_text_quality_identical_with_1_and_2_workers(planned):
+    from mm_assets.assets.curated import build_shard_index, curate_shard, index_fingerprint
+    from mm_assets.assets.text_quality import flag_shard
+    from mm_assets.core.curate.decide import CurateConfig
+    from mm_assets.core.quality.text_flags import TextQualityConfig
+
+    store, shards = planned
+    per_shard(context(shards), "raw_shards", raw_shard, store, RawShardConfig())
+    per_shard(context(shards), "image_hashes", hash_shard, store, 64_000_000)
+    _commit_globals(store, shards)
+    fp = index_fingerprint(store)
+    build_shard_index(store, fp, shards)
+    cfg = CurateConfig(min_decile=1, max_decile=8)  # removes some samples by decile
+    out = {}
+    for workers in (1, 2):
+        for name in store.ls("curated") if store.exists("curated") else []:
+            if not name.startswith("_"):  # keep the index (curated/_index)
+                store.rm(f"curated/{name}")
+        store.fs.rm(store.path("text_quality"), recursive=True) if store.exists(
+            "text_quality") else None
+        cur = per_shard(context(shards), "curated", curate_shard, store, cfg, fp,
+                        workers=workers, upstream="raw_shards")
+        flags = per_shard(context(shards), "text_quality", flag_shard, store,
+                          TextQualityConfig(), workers=workers, upstream="raw_shards")
+        assert cur.metadata["run_workers"] == workers == flags.metadata["run_workers"]
+        assert all(c.passed for c in cur.check_results + flags.check_results)
+        out[workers] = ({n: store.fs.cat_file(store.path(f"curated/{n}"))
+                         for n in store.ls("curated") if not n.startswith("_")},
+                        snapshot(store, "text_quality"),
+                        cur.metadata["run_n_out"], cur.metadata["run_n_removed"])
+    assert out[1][3] > 0 and out[1][2] > 0  # decile filter removed some, kept others
+    assert len(out[1][0]) == 2 * len(shards)  # a tar and a decisions table per shard
+    assert out[1] == out[2]

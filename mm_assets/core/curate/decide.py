@@ -27,13 +27,18 @@ class CurateConfig:
     text_filters: text-quality flags that remove a sample (names from ``FLAGS``); the
         default set is the flags measured at precision 1.0 with no hit on the shared real
         instruction data (tests/core/quality/test_text_flags.py).
+    workers: processes curating the shards of one (batched) run, 0 = one per core; no
+        effect on decisions.
     """
 
     min_decile: int = 0
     max_decile: int = 9
     text_filters: tuple[str, ...] = DEFAULT_FILTERS
+    workers: int = 0
 
     def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0 = one per core), got {self.workers}")
         if not 0 <= self.min_decile <= self.max_decile <= 9:
             raise ValueError(f"need 0 <= min_decile <= max_decile <= 9: {self}")
         unknown = sorted(set(self.text_filters) - set(FLAGS))
