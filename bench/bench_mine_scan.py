@@ -55,7 +55,9 @@ def build(root: str, rows: int, table: int, k: int) -> None:
             "width": np.full(n, 256, np.int32), "height": np.full(n, 256, np.int32),
             "row": np.arange(n, dtype=np.int32), "cluster": c1,
             "sim": rng.uniform(0, 0.8, n).astype(np.float32), "cluster2": (c1 + 1) % k,
-            "sim2": rng.uniform(0, 0.5, n).astype(np.float32)}, schema=schemas.POOL_ASSIGN)
+            "sim2": rng.uniform(0, 0.5, n).astype(np.float32),
+            "span_start": np.arange(n, dtype=np.int64) * 20480,
+            "span_end": np.arange(1, n + 1, dtype=np.int64) * 20480}, schema=schemas.POOL_ASSIGN)
         store.write_table(layout.pool_assign("p", stem), df, schemas.POOL_ASSIGN)
         write_commit(store, "pool_assign", partition_key("p", stem), StageCounts(n, n))
     store.write_bytes(layout.pool_spec("p"), b"name: p\nprefixes: [/nonexistent]\n")

@@ -24,6 +24,8 @@ import requests
 CHUNK = 10_000
 DEFAULT_URL = "http://127.0.0.1:3000"
 TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+KINDS = ("shards", "recipes", "pool_shards", "mining")  # dynamic partition sets backfilled
+KINDS += ("semdedup_ranges",)  # SemDeDup ranges: --shards all, names or globs (image__*)
 
 ASSETS_QUERY = """query Assets { assetNodes { assetKey { path } isPartitioned
   partitionDefinition { dimensionTypes { dynamicPartitionsDefinitionName } } } }"""
@@ -78,16 +80,17 @@ class AssetState:
     partition_keys: list[str] = field(default_factory=list)
     materialized: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
-    kind: str = "shards"  # the dynamic partitions it is split by: shards or recipes
+    kind: str = "shards"  # its dynamic partitions: shards, recipes, pool_shards or mining
 
 
 def describe_assets(gql: GraphQL, names: list[str]) -> list[AssetState]:
-    """Check that every name is an asset partitioned by ``shards`` (or all by ``recipes``:
-    ``mixtures``); fetch its partitions.
+    """Check that every name is an asset partitioned by one of :data:`KINDS` (``shards``; or
+    all by ``recipes``: ``mixtures``; ``pool_shards``: ``pool_assign``; ``mining``:
+    ``mined``); fetch its partitions.
 
     Raises:
-        BackfillError: an unknown asset, one that is not partitioned per shard or recipe, or
-            a selection mixing the two.
+        BackfillError: an unknown asset, one that is not partitioned by one of them, or a
+            selection mixing two.
     """
     nodes = {"/".join(n["assetKey"]["path"]): n for n in gql(ASSETS_QUERY)["assetNodes"]}
     unknown = [n for n in names if n not in nodes]
@@ -95,15 +98,15 @@ def describe_assets(gql: GraphQL, names: list[str]) -> list[AssetState]:
         raise BackfillError(f"unknown asset(s): {', '.join(unknown)}; known assets: "
                             f"{', '.join(sorted(nodes))}")
     kinds = {n: _dynamic_name(node) for n, node in nodes.items()}
-    per_shard = sorted(n for n, k in kinds.items() if k in ("shards", "recipes"))
+    per_shard = sorted(n for n, k in kinds.items() if k in KINDS)
     wrong = [n for n in names if n not in per_shard]
     if wrong:
         raise BackfillError(f"not partitioned per shard or recipe: {', '.join(wrong)}; "
                             f"backfill one of {', '.join(per_shard)} (global assets: "
                             f"mm-assets run)")
     if len({kinds[n] for n in names}) > 1:
-        raise BackfillError("per-recipe assets (mixtures) and per-shard assets need separate "
-                            "backfills")
+        raise BackfillError("assets of different partition sets (" + ", ".join(
+            f"{n}: {kinds[n]}" for n in names) + ") need separate backfills")
     keys = [{"path": n.split("/")} for n in names]
     detail = {"/".join(n["assetKey"]["path"]): n
               for n in gql(DETAIL_QUERY, {"keys": keys})["assetNodes"]}
@@ -124,14 +127,18 @@ def _dynamic_name(node: dict) -> str | None:
 
 
 def select_keys(states: list[AssetState], spec: str, missing: bool) -> list[str]:
-    """Shard keys from ``spec``; with ``missing``, only those some selected asset lacks.
+    """Partition keys from ``spec``; with ``missing``, only those some selected asset lacks.
+    Corpus shards: ``0-99``, ``3,5``, globs, ``all``; recipes (mixtures, mined): names, globs,
+    ``all``; pool shards (pool_assign): ``NAME__STEM``, globs, a pool ``NAME``, ``all``.
 
     Raises:
-        BackfillError: a malformed spec or a shard that is not a partition.
+        BackfillError: a malformed spec or a key that is not a partition.
     """
+    from mm_assets.core.mine.pool import parse_pool_spec
     from mm_assets.partitions import parse_recipe_spec, parse_shard_spec
 
-    parse = parse_recipe_spec if states[0].kind == "recipes" else parse_shard_spec
+    parse = {"recipes": parse_recipe_spec, "mining": parse_recipe_spec,
+             "pool_shards": parse_pool_spec}.get(states[0].kind, parse_shard_spec)
     try:
         keys = parse(spec, states[0].partition_keys)
     except ValueError as e:
@@ -216,7 +223,8 @@ def run_backfill(select: str, shards: str, missing: bool = False, dry_run: bool 
     except BackfillError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    unit = "recipe" if states[0].kind == "recipes" else "shard"
+    unit = {"recipes": "recipe", "mining": "mining recipe",
+            "pool_shards": "pool shard"}.get(states[0].kind, "shard")
     what = f"{','.join(assets)} over {len(keys)} {unit}(s)"
     if not keys:
         print(f"nothing to backfill: {what}")

@@ -35,6 +35,36 @@ def counts_result(per: StageCounts | dict[str, StageCounts]) -> AssetCheckResult
                   "partitions": len(per), "not_reconciling": ", ".join(bad) or "none"})
 
 
+def extra_counts_spec(asset: str, unit: str) -> AssetCheckSpec:
+    """Blocking ``{unit}_reconcile`` check (e.g. ``images_reconcile``): the ``unit`` counts of
+    each partition reconcile, and the partition read what ``upstream`` committed of that unit
+    (when the stage has an upstream that counts it)."""
+    return AssetCheckSpec(f"{unit}_reconcile", asset=asset, blocking=True,
+                          description=f"{unit}: n_in == n_out + removed + quarantined for every "
+                                      f"partition, n_in == upstream's {unit} n_out (blocking)")
+
+
+def extra_counts_result(unit: str, per: dict[str, StageCounts],
+                        expected: dict[str, int] | None = None) -> AssetCheckResult:
+    """The ``{unit}_reconcile`` result over the run's partitions (``partition -> counts``);
+    ``expected``: partition -> the upstream's committed ``unit`` n_out, compared with the
+    partition's n_in (partitions absent from it: upstream does not count the unit)."""
+    bad = {k: f"{c.n_in} in != {c.n_out} out + {c.n_removed} removed + "
+              f"{c.n_quarantined} quarantined" for k, c in per.items() if not c.reconciles()}
+    for k, c in per.items():
+        if k in (expected or {}) and c.n_in != expected[k] and k not in bad:
+            bad[k] = f"read {c.n_in}, upstream committed {expected[k]}"
+    return AssetCheckResult(
+        check_name=f"{unit}_reconcile", passed=not bad, severity=AssetCheckSeverity.ERROR,
+        description="; ".join(f"partition {k}: {unit} {why}"
+                              for k, why in list(bad.items())[:10]) or None,
+        metadata={f"{unit}_in": sum(c.n_in for c in per.values()),
+                  f"{unit}_out": sum(c.n_out for c in per.values()),
+                  f"{unit}_removed": sum(c.n_removed for c in per.values()),
+                  f"{unit}_quarantined": sum(c.n_quarantined for c in per.values()),
+                  "partitions": len(per), "not_reconciling": ", ".join(bad) or "none"})
+
+
 UPSTREAM_CHECK = "input_matches_upstream"
 
 

@@ -62,9 +62,11 @@ def _setup(root: str) -> None:
 
 
 def _ingest(inputs: list[str], images: str | None, shard_size: int, wds_key: str = "first_dot",
-            report=None):
-    """Ingest and register the new shards; ``report`` gets one line per input."""
+            report=None, force: bool = False):
+    """Ingest and register the new shards; ``report`` gets one line per input. ``force``:
+    re-ingest inputs ingested before (:mod:`mm_assets.reingest`), retiring unused shards."""
     from mm_assets.core.ingest.plan import IngestConfig, ingest_inputs
+    from mm_assets.reingest import downstream
     from mm_assets.runner import get_instance
     from resources.storage import StorageResource
 
@@ -72,10 +74,13 @@ def _ingest(inputs: list[str], images: str | None, shard_size: int, wds_key: str
     urls = [p if "://" in p else str(Path(p).resolve()) for p in inputs]
     img = images if not images or "://" in images else str(Path(images).resolve())
     summaries = ingest_inputs(store, urls, img, IngestConfig(shard_size=shard_size,
-                                                             wds_key=wds_key))
+                                                             wds_key=wds_key), force,
+                              downstream() if force else None)
     new = [sh for s in summaries for sh in s.shards]
     instance = get_instance()
     have = set(instance.get_dynamic_partitions("shards"))
+    for sh in (sh for s in summaries for sh in s.retired if sh in have):
+        instance.delete_dynamic_partition("shards", sh)
     instance.add_dynamic_partitions("shards", [s for s in new if s not in have])
     for s in summaries if report else []:
         report(s.line())
@@ -145,7 +150,10 @@ def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebD
            images: str = typer.Option(None, "--images", help="image root folder"),
            root: str = RootOpt, shard_size: int = typer.Option(1000, "--shard-size"),
            wds_key: str = typer.Option("first-dot", "--wds-key",
-                                       help="WebDataset key: first-dot (webdataset) | last-dot")
+                                       help="WebDataset key: first-dot (webdataset) | last-dot"),
+           force: bool = typer.Option(False, "--force", help="re-ingest inputs ingested before "
+                                      "(e.g. with the wrong --images): replace their shards, "
+                                      "withdraw what depends on them (run --missing redoes it)")
            ) -> None:
     """Stream JSON (array, JSONL, object, records keyed by id, wrapper) or WebDataset tars
     into shard manifests + partitions; prints each input's shape and records."""
@@ -155,7 +163,7 @@ def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebD
     try:
         if images:
             check_input_dir(images, "--images")
-        store, new = _ingest(input, images, shard_size, wds_key.replace("-", "_"), print)
+        store, new = _ingest(input, images, shard_size, wds_key.replace("-", "_"), print, force)
     except (ValueError, FileNotFoundError, PermissionError) as e:
         _usage_error(e)
     print(f"{len(new)} new shard(s)" + (f": {', '.join(new)}" if new else ""))
@@ -164,12 +172,14 @@ def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebD
 
 @app.command()
 def run(select: str = typer.Option("", "--select", help="comma-separated assets (default all)"),
-        shards: str = typer.Option("all", "--shards", help="0-99, 3,5, 0000*, all"),
+        shards: str = typer.Option("all", "--shards", help="0-99, 3,5, 0000*, all; pool "
+                                   "shards of pool_assign: NAME__STEM, NAME__*"),
         recipes: str = typer.Option("", "--recipes",
-                                    help="mixtures partitions: names or globs (ppl_*) of "
-                                    "shipped examples or the root's recipes; all = every one "
-                                    f"(default: the root's own, {{root}}/{layout.RECIPES}/"
-                                    "*.yaml)"),
+                                    help="mixtures and mined partitions: names or globs "
+                                    "(ppl_*) of shipped examples or the root's mixture / "
+                                    "mining recipes; all = every one (default: the root's "
+                                    f"own, {{root}}/{layout.RECIPES}/*.yaml, "
+                                    f"{{root}}/{layout.MINING}/*.yaml)"),
         missing: bool = typer.Option(False, "--missing", help="skip materialized partitions"),
         config: str = typer.Option("", "--config", help="YAML: {asset: {field: value}}"),
         batch: int = typer.Option(1, "--batch", min=1,
@@ -194,8 +204,14 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
         _usage_error(e)
     instance = get_instance()
     try:
-        keys = parse_shard_spec(shards, instance.get_dynamic_partitions("shards"))
+        from mm_assets.mine_cli import split_recipe_spec
+        from mm_assets.pool_cli import split_pool_spec  # NAME__stem: pool_assign partitions
+
+        shards, pools = split_pool_spec(shards, StorageResource().store())
+        keys = (parse_shard_spec(shards, instance.get_dynamic_partitions("shards"))
+                if shards or pools is None else [])
         names = [s.strip() for s in select.split(",") if s.strip()] or None
+        recipes, minings = split_recipe_spec(recipes, names, StorageResource().store())
         chosen = None
         if names is None or "mixtures" in names:
             store = StorageResource().store()
@@ -204,7 +220,8 @@ def run(select: str = typer.Option("", "--select", help="comma-separated assets 
         t0 = time.time()
         summary = run_graph(instance, select=names, shards=keys, recipes=chosen,
                             missing_only=missing, log_level=_log_level(),
-                            run_config=run_config, batch=batch,
+                            run_config=run_config, batch=batch, minings=minings,
+                            pool_shards=pools,
                             progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True))
     except ValueError as e:
         _usage_error(e)
@@ -237,6 +254,10 @@ def demo(root: str = RootOpt,
     src = generate(Path(".mm_assets/demo_input").resolve())
     store, new = _ingest([str(src)], str(src.parent / "images"), shard_size)
     print(f"input: {src} -> {len(new)} new shard(s); root {resolve_root()}")
+    from mm_assets.demo.docs import ingest_demo_docs  # interleaved documents too (issue 16)
+
+    docs = ingest_demo_docs(src.parent, store, get_instance())
+    print(f"documents: {src.parent / 'docs.jsonl'} -> {len(docs)} new doc shard(s)")
     run_config = demo_run_config()
     import yaml
 
@@ -401,7 +422,9 @@ def main() -> None:  # pragma: no cover - console entry
 
 @app.command()
 def backfill(select: str = typer.Option(..., "--select", help="comma-separated per-shard assets"),
-             shards: str = typer.Option(..., "--shards", help="0-99, 3,5, 0000*, all"),
+             shards: str = typer.Option(..., "--shards", help="0-99, 3,5, 0000*, all; "
+                                        "pool_assign: NAME__STEM, NAME__*, NAME; mined and "
+                                        "mixtures: recipe names or globs"),
              missing: bool = typer.Option(False, "--missing", help="only shards not materialized"),
              dry_run: bool = typer.Option(False, "--dry-run", help="print keys, launch nothing"),
              wait: bool = typer.Option(False, "--wait", help="follow it with a progress bar"),

@@ -18,7 +18,8 @@ from mm_assets.assets.perplexity import ppl_deciles, ppl_scores
 from mm_assets.assets.pool import pool_assign
 from mm_assets.assets.raw import raw_shards
 from mm_assets.assets.report import report
-from mm_assets.assets.semantic import clusters, semdedup
+from mm_assets.assets.semantic import clusters
+from mm_assets.assets.semdedup import semdedup, semdedup_plan, semdedup_range
 from mm_assets.assets.synthetic import synthetic
 from mm_assets.assets.synthetic_checked import synthetic_checked
 from mm_assets.assets.text_quality import text_quality
@@ -38,6 +39,7 @@ ALL_ASSETS = [raw_shards, image_hashes, embeddings, ppl_scores, text_quality, ex
               synthetic_checked,
               eval_results, ablations]
 ALL_ASSETS += INTERLEAVED_ASSETS  # group interleaved, doc_shards partitions
+ALL_ASSETS += [semdedup_plan, semdedup_range]  # SemDeDup cluster ranges as partitions
 
 
 def executor_from_env() -> ExecutorDefinition | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from mm_assets.core.interleaved.readers import FORMATS
+from mm_assets.interleaved_plan import DOC_ASSETS
 
 interleaved_app = typer.Typer(no_args_is_help=True, help="Interleaved image-text documents: "
                               "ingest MINT-1T / OBELICS / mmc4 files into doc shards, then "
@@ -17,10 +18,7 @@ interleaved_app = typer.Typer(no_args_is_help=True, help="Interleaved image-text
 
 RootOpt = typer.Option("", "--root", help="storage root URL (default $MM_ASSETS_ROOT)")
 InputOpt = typer.Option(..., "--input", help="input file (repeatable)")
-#: (assets, partitioned) in run order: per doc shard, global, per doc shard
-LAYERS = [(["interleaved_docs", "doc_hashes", "doc_quality", "doc_embeddings"], True),
-          (["doc_repeats", "doc_clusters"], False), (["docs_curated"], True)]
-ASSETS = [a for names, _ in LAYERS for a in names]
+ASSETS = DOC_ASSETS  # in run order (mm_assets.interleaved_plan.DOC_LAYERS)
 
 
 @interleaved_app.command("ingest")
@@ -59,33 +57,35 @@ def ingest(input: list[str] = InputOpt,
 @interleaved_app.command("run")
 def run(select: str = typer.Option("", "--select", help=f"comma-separated, of {ASSETS}"),
         shards: str = typer.Option("all", "--shards", help="doc shards: 0-99, 3,5, 0000*, all"),
+        missing: bool = typer.Option(False, "--missing", help="skip doc shards whose selected "
+                                     "assets are all committed"),
         config: str = typer.Option("", "--config", help="YAML: {asset: {field: value}}"),
         root: str = RootOpt) -> None:
-    """Materialize the interleaved assets in process: per doc shard, then doc_repeats and
-    doc_clusters, then docs_curated per doc shard. Exit 1 when a run fails (one line per failure)."""
+    """Materialize the interleaved assets in process (the document layers of ``mm-assets
+    run``): per doc shard, then doc_repeats and doc_clusters, then docs_curated per doc shard.
+    Exit 1 when a run fails (one line per failure)."""
     from mm_assets.cli import _asset_config, _exit_on_failure, _log_level, _setup, _usage_error
-    from mm_assets.definitions import default_resources
-    from mm_assets.partitions import doc_shards, parse_shard_spec
-    from mm_assets.runner import RunSummary, _run_layers, get_instance
+    from mm_assets.interleaved_plan import known_doc_shards
+    from mm_assets.partitions import parse_shard_spec
+    from mm_assets.runner import get_instance, run_graph
+    from resources.storage import StorageResource
 
     _setup(root)
     instance = get_instance()
     try:
-        keys = parse_shard_spec(shards, instance.get_dynamic_partitions(doc_shards.name))
+        keys = parse_shard_spec(shards, known_doc_shards(instance, StorageResource().store()))
         names = [s.strip() for s in select.split(",") if s.strip()] or ASSETS
         unknown = sorted(set(names) - set(ASSETS))
         if unknown:
             raise ValueError(f"unknown interleaved asset(s) {unknown}; known: {ASSETS}")
         if not keys:
             raise ValueError("no doc shards: run `mm-assets interleaved ingest` first")
-        ops = _asset_config(config).get("ops", {})
-    except ValueError as e:
+        t0 = time.time()
+        summary = run_graph(instance, select=names, doc_shards=keys, missing_only=missing,
+                            run_config=_asset_config(config), log_level=_log_level(),
+                            progress=lambda s: print(f"[{time.time() - t0:7.1f}s] {s}",
+                                                     flush=True))
+    except (ValueError, FileNotFoundError) as e:
         _usage_error(e)
-    steps = [([n for n in chosen if n in names], keys if part else [None])
-             for chosen, part in LAYERS if any(n in names for n in chosen)]
-    summary, t0 = RunSummary(), time.time()
-    _run_layers(instance, default_resources(), ops, summary,
-                lambda s: print(f"[{time.time() - t0:7.1f}s] {s}", flush=True), steps,
-                _log_level())
     print(f"{summary.runs} runs, {len(summary.failed)} failed")
     _exit_on_failure(summary)

@@ -11,11 +11,13 @@ from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
 from resources.storage import StorageResource
 
 PER_SHARD_KEYS = ["raw_shards", "image_hashes", "embeddings", "ppl_scores", "text_quality"]
-GLOBAL_KEYS = ["exact_duplicates", "clusters", "ppl_deciles", "semdedup"]
+# semdedup_range (per range partition) and semdedup follow by automation (eager)
+GLOBAL_KEYS = ["exact_duplicates", "clusters", "ppl_deciles", "semdedup_plan"]
 
 global_job = define_asset_job(
     "global_job", selection=AssetSelection.assets(*GLOBAL_KEYS),
-    description="exact_duplicates, clusters, ppl_deciles and semdedup over all shards")
+    description="exact_duplicates, clusters, ppl_deciles and the SemDeDup range plan over all "
+    "shards (the ranges and semdedup then run by automation)")
 per_shard_job = define_asset_job(
     "per_shard_job", selection=AssetSelection.assets(*PER_SHARD_KEYS),
     description="raw_shards, image_hashes, embeddings, ppl_scores and text_quality for new shards")

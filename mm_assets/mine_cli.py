@@ -62,3 +62,50 @@ def mine(recipes: str = typer.Option("", "--recipes",
             print(f"\nmined[{name}]\n" + cluster_table(store.read_json(
                 layout.mined_manifest(name))))
     _exit_on_failure(summary)
+
+
+def split_recipe_spec(spec: str, select: list[str] | None, store
+                      ) -> tuple[str, list[str] | None]:
+    """``run --recipes`` for both per-recipe assets: ``(spec for mixtures, mining recipes)``.
+
+    With ``mined`` selected, the names and globs apply to mining recipes too: each part must
+    match a mixture recipe or a mining recipe (with only ``mined`` selected: a mining recipe;
+    ``all``: every one of both). With every asset (no ``--select``) only parts that are a
+    mining recipe's exact name go to ``mined``; ``all``, globs and the rest keep their meaning
+    for mixtures (so ``run --recipes all`` does not start the shipped mining examples). Mining
+    recipes ``None``: no mining recipe named (the root's own are built, as ``mm-assets
+    mine``); the mixture part keeps the rest (empty: the root's own mixture recipes).
+
+    Raises:
+        ValueError: a part matches no recipe of the selected assets (exit 2).
+    """
+    import fnmatch
+
+    from mm_assets.core.mine.recipe import all_mining_recipes
+    from mm_assets.core.mix.registry import all_recipes
+    from mm_assets.partitions import parse_recipe_spec
+
+    if not spec.strip() or (select is not None and "mined" not in select):
+        return spec, None
+    mining = sorted(all_mining_recipes(store))
+    if select is not None and "mixtures" not in select:
+        try:
+            return "", parse_recipe_spec(spec, mining)
+        except ValueError as e:
+            raise ValueError(str(e).replace("unknown recipe", "unknown mining recipe")) from e
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if select is None:
+        named = [p for p in parts if p in mining]
+        return ",".join(p for p in parts if p not in mining), named or None
+    if spec.strip() in ("all", "*"):
+        return spec, mining
+    mixtures, mix, mine_ = sorted(all_recipes(store)), [], []
+    for part in parts:
+        m, x = fnmatch.filter(mining, part), fnmatch.filter(mixtures, part)
+        if not m and not x:
+            raise ValueError(f"unknown recipe {part!r}: no mixture recipe ({mixtures}) and no "
+                             f"mining recipe ({mining}) matches")
+        mine_ += m
+        if x:
+            mix.append(part)
+    return ",".join(mix), list(dict.fromkeys(mine_)) or None

@@ -22,6 +22,9 @@ doc_shards = DynamicPartitionsDefinition(name="doc_shards")
 pool_shards = DynamicPartitionsDefinition(name="pool_shards")
 # one partition per mining recipe (mm_assets/mining/*.yaml, {root}/mining/*.yaml)
 mining = DynamicPartitionsDefinition(name="mining")
+# one partition per SemDeDup cluster range of the current plan: "{space}__r{i:04d}__p{plan id}"
+# (registered by semdedup_plan, withdrawn by clusters; mm_assets.core.semantic.semdedup_plan)
+semdedup_ranges = DynamicPartitionsDefinition(name="semdedup_ranges")
 
 # Backfills of many shards run several partitions per run, so run start-up does not dominate.
 shard_backfill = BackfillPolicy.multi_run(max_partitions_per_run=16)

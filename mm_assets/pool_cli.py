@@ -74,3 +74,21 @@ def list_pools(root: str = RootOpt) -> None:
                    f"{len(stale_shards(store, name))}, samples {n_out} (+{n_q} quarantined)")
         for p in spec.prefixes:
             typer.echo(f"  prefix {p}")
+
+
+def split_pool_spec(spec: str, store) -> tuple[str, list[str] | None]:
+    """``run --shards``: ``(corpus part, pool shard keys)``. Parts holding ``__`` (``dc__*``,
+    ``dc__00000001``) name ``pool_assign`` partitions; the rest are corpus shards. ``None``:
+    no pool part (``pool_assign`` runs every registered pool shard, as before).
+
+    Raises:
+        PoolError (a ValueError): a pool part matches no registered pool shard (exit 2).
+    """
+    from mm_assets.core.mine.pool import SEP, all_partition_keys, parse_pool_spec
+
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    pool = [p for p in parts if SEP in p]
+    if not pool:
+        return spec, None
+    keys = parse_pool_spec(",".join(pool), all_partition_keys(store))
+    return ",".join(p for p in parts if SEP not in p), keys

@@ -21,23 +21,27 @@ from dagster import DagsterInstance, materialize
 from mm_assets.core import layout
 from mm_assets.core.mix.registry import root_recipes
 from mm_assets.definitions import ALL_ASSETS, default_resources
+from mm_assets.interleaved_plan import DOC_ASSETS, DOC_LAYERS, doc_layer_keys, known_doc_shards
 from resources.storage import StorageResource
 
 LAYERS: list[tuple[str, list[str]]] = [
     ("shards", ["raw_shards", "image_hashes", "embeddings", "ppl_scores", "text_quality"]),
-    ("global", ["exact_duplicates", "clusters", "ppl_deciles", "semdedup"]),
+    ("global", ["exact_duplicates", "clusters", "ppl_deciles", "semdedup_plan"]),
+    ("semdedup_ranges", ["semdedup_range"]),  # keys: the plan's ranges, read when it starts
+    ("global", ["semdedup"]),
     ("shards", ["curated"]),
     ("global", ["merged", "rephrased"]),
     ("synthetic", ["synthetic", "synthetic_checked"]),
     ("pool_shards", ["pool_assign"]),
     ("mining", ["mined"]),
+    *DOC_LAYERS,  # interleaved documents, when the root has doc shards (interleaved_plan)
     ("recipes", ["mixtures"]),
     ("global", ["report"]),
 ]
 REPORTS = ["report"]  # summaries over the stages: no counts of their own
 # built only for what a root has (or names), not by every run: synthetic-data specs, shards
 # of registered pools (mm-assets pool add), mining recipes (they need a pool)
-OPTIONAL = ["synthetic", "synthetic_checked", "pool_assign", "mined"]
+OPTIONAL = ["synthetic", "synthetic_checked", "pool_assign", "mined", *DOC_ASSETS]
 ALL = [a for _, names in LAYERS for a in names]
 ORDER = [a for a in ALL if a not in REPORTS + OPTIONAL]  # the curation stages, with counts
 
@@ -159,8 +163,8 @@ def _signals_interrupt() -> Iterator[Callable[[], bool]]:
             signal.signal(sig, handler)
 
 
-def _plan(select, shards, recipes, store, missing_only, specs=None, minings=None
-          ) -> list[tuple[list[str], list]]:
+def _plan(select, shards, recipes, store, missing_only, specs=None, minings=None,
+          doc_shards=None, pool_shards=None) -> list[tuple[list[str], list]]:
     """(assets, partition keys) per layer, in order. With ``missing_only`` a partition is
     skipped only when every chosen asset has its commit record (written last, only when its
     checks pass): an interrupted or failed partition is recomputed even if Dagster recorded a
@@ -174,11 +178,15 @@ def _plan(select, shards, recipes, store, missing_only, specs=None, minings=None
             continue
         keys = {"shards": shards, "recipes": recipes or [], "synthetic": specs or [],
                 "mining": minings or [], "global": [None]}.get(kind)
-        if kind == "pool_shards":  # every shard of every registered pool
+        if kind == "pool_shards":  # default: every shard of every registered pool
             from mm_assets.core.mine.pool import all_partition_keys
 
-            keys = all_partition_keys(store)
-        if missing_only and kind != "global":
+            keys = all_partition_keys(store) if pool_shards is None else pool_shards
+        if kind == "semdedup_ranges":  # planned by the layer before: resolved when it starts
+            keys = _range_keys(store, missing_only)
+        if kind == "doc_shards":  # resolved when it starts (doc_repeats may withdraw commits)
+            keys = doc_layer_keys(store, chosen, doc_shards or [], missing_only)
+        if missing_only and kind not in ("global", "semdedup_ranges", "doc_shards"):
             done = set.intersection(*(set(read_commits(store, n)) for n in chosen))
             if kind == "pool_shards":  # assigned against older centroids: not done
                 from mm_assets.core.mine.pool import partition_key, pool_names
@@ -189,6 +197,23 @@ def _plan(select, shards, recipes, store, missing_only, specs=None, minings=None
             keys = [k for k in keys if k not in done]
         steps.append((chosen, keys))
     return steps
+
+
+def _range_keys(store, missing_only: bool) -> Callable[[], list[str]]:
+    """The current SemDeDup plan's range partitions (none without a plan: semdedup then says
+    what to materialize), read when their layer starts; with ``missing_only`` only those
+    without a commit record."""
+    def keys() -> list[str]:
+        from mm_assets.core.commits import read_commits
+        from mm_assets.core.semantic.semdedup_plan import RangePlanError, read_plan
+
+        try:
+            planned = read_plan(store).keys()
+        except RangePlanError:
+            return []
+        done = set(read_commits(store, "semdedup_range")) if missing_only else set()
+        return [k for k in planned if k not in done]
+    return keys
 
 
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
@@ -215,7 +240,14 @@ def _batched(steps: list[tuple[list[str], list]], order: list[str], size: int
              ) -> list[tuple[list[str], list]]:
     """``steps`` with the keys of the shard layers grouped by :func:`_batches`."""
     shard_assets = {n for kind, names in LAYERS if kind == "shards" for n in names}
-    return [(chosen, _batches(keys, order, size) if set(chosen) <= shard_assets else keys)
+
+    def lazy(keys):  # range partitions: batched in plan order once known
+        def batches():
+            planned = keys()
+            return _batches(planned, planned, size)
+        return batches
+    return [(chosen, lazy(keys) if callable(keys) and chosen == ["semdedup_range"] else
+             _batches(keys, order, size) if set(chosen) <= shard_assets else keys)
             for chosen, keys in steps]
 
 
@@ -230,7 +262,8 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
               recipes: list[str] | None = None, run_config: dict | None = None,
               specs: list[str] | None = None, minings: list[str] | None = None,
               progress=None, missing_only: bool = False, log_level: str = "CRITICAL",
-              batch: int = 1) -> RunSummary:
+              batch: int = 1, doc_shards: list[str] | None = None,
+              pool_shards: list[str] | None = None) -> RunSummary:
     """Materialize ``select`` (default: every asset) over ``shards`` (default: all known).
 
     Args:
@@ -244,6 +277,11 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
             ``{root}/synthetic/*.yaml``; shipped examples only when named here).
         minings: mining-recipe partition keys of ``mined`` (default: the root's own,
             ``{root}/mining/*.yaml``; shipped examples only when named here).
+        pool_shards: ``pool_assign`` partition keys ``{pool}__{stem}`` (default: every shard
+            of every registered pool).
+        doc_shards: ``doc_shards`` partition keys of the interleaved-document assets (default:
+            every doc shard registered and ingested into the root; with none, the document
+            assets are left out of a default run, and naming one raises NothingIngested).
         run_config: per-asset config, ``{"ops": {asset: {"config": {...}}}}``.
         progress: callable ``(step: str) -> None`` for progress display.
         missing_only: skip partitions whose selected assets are all materialized already
@@ -251,7 +289,9 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
         batch: shards per run in the per-shard layers (consecutive shards, one Dagster
             partition-range run, as a BackfillPolicy batch; each per-shard asset then spreads
             the run's shards over its worker processes, ``workers``: one per core by default).
-            1 = one run per shard. Each shard keeps its own counts, commit record and checks; a
+            1 = one run per shard. The SemDeDup range partitions (``semdedup_range``, planned
+            by ``semdedup_plan`` in the layer before) are batched the same way, in plan order.
+            Each shard keeps its own counts, commit record and checks; a
             shard that raises fails its run (shards committed before it stay committed, and
             ``missing_only`` recomputes the rest).
         log_level: Dagster console log level; the default keeps step tracebacks out of the
@@ -268,13 +308,21 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
         ValueError: an unknown asset name.
     """
     resources = resources or default_resources()
-    select = select or ALL
+    explicit, select = bool(select), select or ALL
     unknown = sorted(set(select) - set(ALL))
     if unknown:
         raise ValueError(f"unknown asset(s) {unknown}; known: {ALL}")
     known = instance.get_dynamic_partitions("shards")
     shards = shards if shards is not None else known
     store = resources["storage"].store()
+    doc_shards = doc_shards if doc_shards is not None else known_doc_shards(instance, store)
+    if not doc_shards and set(select) & set(DOC_ASSETS):  # document layers: only with docs
+        if explicit:
+            raise NothingIngested("no doc shards in this root and instance: run `mm-assets "
+                                  "interleaved ingest` first")
+        select = [a for a in select if a not in DOC_ASSETS]
+    if doc_shards and not known and not explicit:  # a root of documents only
+        select = [a for a in select if a in DOC_ASSETS]
     if set(select) - {"mixtures", *OPTIONAL}:
         if not known:
             raise NothingIngested("nothing ingested yet: run `mm-assets ingest --input FILE` "
@@ -305,7 +353,7 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
         try:
             _run_layers(instance, resources, ops, summary, progress,
                         _batched(_plan(select, shards, recipes, store, missing_only, specs,
-                                       minings), known, batch),
+                                       minings, doc_shards, pool_shards), known, batch),
                         log_level, pending)
         except KeyboardInterrupt:
             summary.interrupted = summary.interrupted or "between runs"
@@ -317,8 +365,13 @@ def _run_layers(instance, resources, ops, summary: RunSummary, progress, steps,
     """Materialize each layer's partitions in order; stop at the first failed layer or at an
     interrupt (recording what finished and what did not start). ``pending()`` says whether a
     signal arrived during a run that Dagster did not turn into an interruption."""
-    todo = [_label(chosen, key) for chosen, keys in steps for key in keys]
+    todo = [_label(chosen, key) for chosen, keys in steps
+            for key in (["planned"] if callable(keys) else keys)]
     for chosen, keys in steps:
+        if callable(keys):  # partitions known when the layer starts (SemDeDup ranges, docs)
+            at = todo.index(_label(chosen, "planned"))
+            keys = keys()
+            todo[at:at + 1] = [_label(chosen, k) for k in keys]
         cfg = {"ops": {n: ops[n] for n in chosen if n in ops},
                "loggers": {"console": {"config": {"log_level": log_level}}}}
         for key in keys:

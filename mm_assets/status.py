@@ -2,6 +2,8 @@
 
 The root says what exists (its ingested shards, ``inputs/*.jsonl``; its recipes and built
 mixtures); the Dagster instance (``$DAGSTER_HOME``) says what was materialized or failed.
+Interleaved-document assets count a partition as materialized only when it has its commit
+record (:func:`doc_status`): a docs_curated shard withdrawn by a changed doc_repeats is missing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from mm_assets.core import layout
 from mm_assets.core.mix.registry import root_recipes
 from mm_assets.core.storage import Store
 from mm_assets.core.synth.spec import root_specs
+from mm_assets.interleaved_plan import DOC_ASSETS, DOC_PER_SHARD, root_doc_shards
+from mm_assets.partitions import doc_shards as doc_shards_def
 from mm_assets.partitions import mining as mining_def
 from mm_assets.partitions import pool_shards as pool_shards_def
 from mm_assets.partitions import recipes as recipes_def
@@ -37,6 +41,7 @@ class AssetStatus:
 
 
 GLOBAL_FOLDER = {"report": layout.REPORTS}  # global assets whose folder is not their name
+GLOBAL_FOLDER |= dict.fromkeys(["semdedup_plan", "semdedup_range"], layout.SEMDEDUP_RANGES)
 
 
 def root_partitions(store: Store) -> dict[str, list[str]]:
@@ -92,6 +97,9 @@ def asset_statuses(instance: DagsterInstance, store: Store, order: list[str]
     out = []
     for a in order:
         key = AssetKey(a)
+        if a in DOC_ASSETS:
+            out.append(doc_status(instance, store, a))
+            continue
         if a in PER_SHARD or a in by_asset:
             kind, pdef = by_asset.get(a, ("shards", shards_def))
             keys = [k for k in parts[kind] if k in known[kind]]  # unregistered: never run
@@ -106,3 +114,26 @@ def asset_statuses(instance: DagsterInstance, store: Store, order: list[str]
             failed = _global_failed(instance, key)
             out.append(AssetStatus(a, 1, int(done), int(failed), ["global"] if failed else []))
     return out
+
+
+def doc_status(instance: DagsterInstance, store: Store, asset: str) -> AssetStatus:
+    """Status of one interleaved-document asset from the commit records: per doc shard of the
+    root (``doc_shards`` partitions) for the per-shard ones, one partition for the global ones
+    (none when the root has no doc shard); ``failed``: the latest attempt failed and the
+    partition has no commit record."""
+    from mm_assets.core.commits import GLOBAL, read_commit, read_commits
+
+    shards = root_doc_shards(store)
+    key = AssetKey(asset)
+    if asset not in DOC_PER_SHARD:
+        if not shards:
+            return AssetStatus(asset, 0, 0, 0, [])
+        done = read_commit(store, asset, GLOBAL) is not None
+        failed = not done and _global_failed(instance, key)
+        return AssetStatus(asset, 1, int(done), int(failed), ["global"] if failed else [])
+    done = set(read_commits(store, asset)) & set(shards)
+    registered = set(instance.get_dynamic_partitions(doc_shards_def.name))
+    keys = [k for k in shards if k in registered and k not in done]
+    st = instance.get_status_by_partition(key, keys, doc_shards_def) or {} if keys else {}
+    bad = sorted(k for k, v in st.items() if v == AssetPartitionStatus.FAILED)
+    return AssetStatus(asset, len(shards), len(done), len(bad), bad[:5])

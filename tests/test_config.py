@@ -11,12 +11,13 @@ from mm_assets.definitions import defs
 
 
 def test_every_asset_config_is_derived_and_defaults_match_core():
-    from mm_assets.assets import curated, dedup, merged, perplexity, raw, semantic
+    from mm_assets.assets import curated, dedup, merged, perplexity, raw, semantic, semdedup
     from mm_assets.jobs import IngestDropsConfig
     from resources.models import RephraseEndpoint
 
     derived = [raw.RawShardsConfig, dedup.HashConfig, dedup.ExactDupConfig,
-               curated.CuratedConfig, semantic.ClustersConfig, semantic.SemDedupAssetConfig,
+               curated.CuratedConfig, semantic.ClustersConfig, semdedup.SemDedupAssetConfig,
+               semdedup.PlanConfig, semdedup.RangeConfig,
                perplexity.PplScoresConfig, merged.MergedConfig, merged.RephrasedConfig,
                IngestDropsConfig, RephraseEndpoint]
     for cls in derived:
@@ -33,7 +34,7 @@ def test_every_asset_config_is_derived_and_defaults_match_core():
     # except ppl_deciles' single switch, which has no core dataclass
     import inspect
 
-    for mod in (raw, dedup, curated, semantic, perplexity, merged):
+    for mod in (raw, dedup, curated, semantic, semdedup, perplexity, merged):
         for name, obj in vars(mod).items():
             if inspect.isclass(obj) and issubclass(obj, Config) and obj.__module__ == \
                     mod.__name__:
@@ -41,7 +42,7 @@ def test_every_asset_config_is_derived_and_defaults_match_core():
 
 
 def test_generated_config_validates_through_the_dataclass():
-    from mm_assets.assets.semantic import SemDedupAssetConfig
+    from mm_assets.assets.semdedup import SemDedupAssetConfig
 
     assert SemDedupAssetConfig().core() == SemDedupConfig()
     assert SemDedupAssetConfig(target_fraction=0.2).core().target_fraction == 0.2
@@ -57,7 +58,10 @@ def test_launchpad_schema_has_the_core_defaults_and_a_bad_value_fails_the_run(tm
     ops_field = job.run_config_schema.config_type.fields["ops"]
     sem = ops_field.config_type.fields["semdedup"].config_type.fields["config"].config_type
     assert sem.fields["epsilon"].default_value == SemDedupConfig().epsilon
-    assert sem.fields["ranking"].default_value == SemDedupConfig().ranking
+    # the ranking is the ranges' setting (semdedup_range scores; semdedup only finishes)
+    rng = ops_field.config_type.fields["semdedup_range"].config_type.fields["config"].config_type
+    assert rng.fields["ranking"].default_value == SemDedupConfig().ranking
+    assert "ranking" not in sem.fields
 
     @dataclasses.dataclass(frozen=True)
     class Tiny:

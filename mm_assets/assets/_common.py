@@ -96,9 +96,16 @@ def per_shard(context, asset: str, fn, *args, workers: int = 1,
     ``store`` defaults to the first of ``args`` that is a :class:`Store`. With ``upstream``
     (e.g. ``"raw_shards"``) the blocking ``input_matches_upstream`` check compares each shard's
     ``n_in`` with the ``n_out`` that upstream committed for it.
+
+    ``fn`` may return a third item, ``{unit: StageCounts}`` for a second unit the stage
+    accounts for (the images of interleaved documents): stored in the commit record
+    (``extra_counts``), and each unit gets the blocking ``{unit}_reconcile`` check (declare it
+    with :func:`mm_assets.checks.extra_counts_spec`): its counts reconcile and, when
+    ``upstream`` counted that unit, ``n_in`` equals upstream's committed ``n_out``. A shard
+    failing either is not committed.
     """
-    from mm_assets.checks import counts_result, upstream_result
-    from mm_assets.core.commits import read_commit, uncommit, write_commit
+    from mm_assets.checks import counts_result, extra_counts_result, upstream_result
+    from mm_assets.core.commits import extra_counts_of, read_commit, uncommit, write_commit
     from mm_assets.core.parallel import map_shards, resolve_workers
 
     store = store or next((a for a in args if isinstance(a, Store)), None)
@@ -108,16 +115,28 @@ def per_shard(context, asset: str, fn, *args, workers: int = 1,
             uncommit(store, asset, key)
     per: dict[str, StageCounts] = {}
     expected: dict[str, int | None] = {}
+    extras: dict[str, dict[str, StageCounts]] = {}  # unit -> partition -> counts
+    extra_expected: dict[str, dict[str, int]] = {}
     with Timer() as t:
-        for key, (counts, shard_meta) in zip(keys, map_shards(fn, keys, args, workers),
-                                              strict=True):
+        for key, (counts, shard_meta, *more) in zip(keys, map_shards(fn, keys, args, workers),
+                                                     strict=True):
             per[key] = counts
+            extra = more[0] if more else {}
+            for unit, c in extra.items():
+                extras.setdefault(unit, {})[key] = c
             if upstream and store is not None:
                 rec = read_commit(store, upstream, key)
                 expected[key] = rec["counts"]["n_out"] if rec else None
-            if (store is not None and counts.reconciles()
+                for unit in extra:  # compared only where upstream counted the unit
+                    up = extra_counts_of(rec, unit) if rec else None
+                    if up is not None:
+                        extra_expected.setdefault(unit, {})[key] = up.n_out
+            extra_ok = all(c.reconciles()
+                           and extra_expected.get(u, {}).get(key, c.n_in) == c.n_in
+                           for u, c in extra.items())
+            if (store is not None and counts.reconciles() and extra_ok
                     and (not upstream or expected[key] == counts.n_in)):
-                write_commit(store, asset, key, counts)
+                write_commit(store, asset, key, counts, extra=extra)
             own = {**shard_meta, **counts.as_metadata()}
             if len(keys) > 1 and hasattr(context, "add_asset_metadata"):
                 context.add_asset_metadata(own, partition_key=key)
@@ -133,6 +152,8 @@ def per_shard(context, asset: str, fn, *args, workers: int = 1,
     checks = [counts_result(per)]
     if upstream and store is not None:
         checks.append(upstream_result(upstream, per, expected))
+    checks += [extra_counts_result(unit, by_key, extra_expected.get(unit))
+               for unit, by_key in sorted(extras.items())]
     return MaterializeResult(metadata=meta, check_results=checks)
 
 

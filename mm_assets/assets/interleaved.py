@@ -11,14 +11,21 @@ import polars as pl
 from dagster import MaterializeResult, MetadataValue, asset
 
 from mm_assets.assets._common import global_result, md_table, per_shard, write_quarantine
-from mm_assets.checks import counts_spec, upstream_spec
+from mm_assets.checks import counts_spec, extra_counts_spec, upstream_spec
 from mm_assets.config import dagster_config
 from mm_assets.core import layout, schemas
-from mm_assets.core.commits import UncommittedError, committed
+from mm_assets.core.commits import (
+    GLOBAL,
+    UncommittedError,
+    committed,
+    read_commit,
+    read_commits,
+    uncommit,
+)
 from mm_assets.core.interleaved import repeated as rep
 from mm_assets.core.interleaved.embed import doc_segment, embed_doc_images
 from mm_assets.core.interleaved.hashes import hash_docs
-from mm_assets.core.interleaved.ingest import DocIngestConfig, build_doc_shard, images_reconcile
+from mm_assets.core.interleaved.ingest import DocIngestConfig, build_doc_shard, image_counts
 from mm_assets.core.interleaved.quality import flag_docs, ppl_docs
 from mm_assets.core.interleaved.shards import read_docs, write_docs
 from mm_assets.core.quality.ppl import PplConfig
@@ -35,6 +42,7 @@ GROUP = "interleaved"
 DOCS, HASHES, REPEATS, CURATED, QUALITY = ("interleaved_docs", "doc_hashes", "doc_repeats",
                                            "docs_curated", "doc_quality")
 EMBED, CLUSTERS = "doc_embeddings", "doc_clusters"
+IMAGES = "images"  # the second unit counted by interleaved_docs, doc_hashes, docs_curated
 DocsConfig = dagster_config(DocIngestConfig, "InterleavedDocsConfig", include=("max_pixels",))
 RepeatsConfig = dagster_config(rep.RepeatConfig, "DocRepeatsConfig")
 DocQualityConfig = dagster_config(TextQualityConfig, "DocQualityConfig")
@@ -46,38 +54,43 @@ def _docs(store: Store, shard: str) -> list:
         return list(read_docs(f))
 
 
-def docs_shard(shard: str, store: Store, max_pixels: int) -> tuple[StageCounts, dict]:
+def docs_shard(shard: str, store: Store, max_pixels: int
+               ) -> tuple[StageCounts, dict, dict[str, StageCounts]]:
     counts, quarantine, images = build_doc_shard(store, shard, max_pixels)
     write_quarantine(store, DOCS, shard, quarantine)
     return counts, {**dict(sorted(images.items())),
-                    "images_reconcile": images_reconcile(images),
-                    "path": store.url(layout.doc_shard(shard))}
+                    "path": store.url(layout.doc_shard(shard))}, {IMAGES: image_counts(images)}
 
 
 @asset(partitions_def=doc_shards, backfill_policy=shard_backfill, group_name=GROUP,
-       check_specs=[counts_spec(DOCS)], kinds={"webdataset"})
+       check_specs=[counts_spec(DOCS), extra_counts_spec(DOCS, IMAGES)], kinds={"webdataset"})
 def interleaved_docs(context, config: DocsConfig, storage: StorageResource) -> MaterializeResult:
     """``docs/{shard}.tar``: the shard's documents from its manifest (MINT-1T WebDataset or
     Parquet, OBELICS, mmc4), images validated; bad records in
-    ``quarantine/interleaved_docs/{shard}.parquet``; image counts with bytes / URL-only /
-    dropped per reason."""
+    ``quarantine/interleaved_docs/{shard}.parquet``. Images are accounted in the commit record
+    and the blocking ``images_reconcile`` check: in = with bytes + URL-only (out) + dropped
+    per reason (quarantined)."""
     return per_shard(context, DOCS, docs_shard, storage.store(), config.core().max_pixels)
 
 
-def hashes_shard(shard: str, store: Store, max_pixels: int) -> tuple[StageCounts, dict]:
+def hashes_shard(shard: str, store: Store, max_pixels: int
+                 ) -> tuple[StageCounts, dict, dict[str, StageCounts]]:
     docs = _docs(store, shard)
     images, table = hash_docs(docs, max_pixels)
     store.write_table(layout.doc_image_hashes(shard), images, schemas.DOC_IMAGES)
     store.write_table(layout.doc_hashes(shard), table, schemas.DOC_TABLE)
     return StageCounts(len(docs), table.height), {
-        "images": images.height, "url_only": int((~images["has_bytes"]).sum())}
+        "images": images.height, "url_only": int((~images["has_bytes"]).sum())}, {
+        IMAGES: StageCounts(sum(d.n_images for d in docs), images.height)}
 
 
 @asset(partitions_def=doc_shards, backfill_policy=shard_backfill, deps=[DOCS], group_name=GROUP,
-       check_specs=[counts_spec(HASHES), upstream_spec(HASHES, DOCS)], kinds={"parquet"})
+       check_specs=[counts_spec(HASHES), upstream_spec(HASHES, DOCS),
+                    extra_counts_spec(HASHES, IMAGES)], kinds={"parquet"})
 def doc_hashes(context, config: DocsConfig, storage: StorageResource) -> MaterializeResult:
     """Per image segment: bytes / pixel hash, pHash, size, URL (``doc_hashes/{shard}.parquet``);
-    per document: the hash of its ordered segments (``.docs.parquet``)."""
+    per document: the hash of its ordered segments (``.docs.parquet``). Blocking
+    ``images_reconcile``: one row per image interleaved_docs committed."""
     return per_shard(context, HASHES, hashes_shard, storage.store(), config.core().max_pixels,
                      upstream=DOCS)
 
@@ -100,40 +113,68 @@ def committed_doc_shards(store: Store, asset_name: str) -> list[str]:
 def doc_repeats(context, config: RepeatsConfig, storage: StorageResource) -> MaterializeResult:
     """Images repeated across documents (bytes / pHash / URL; ``doc_repeats/images.parquet``,
     ``groups.parquet``) and exact-duplicate documents (``documents.parquet``), with the
-    policy's action. Counts are documents: removed = duplicates the policy removes."""
+    policy's action; the removals split per doc shard (``doc_repeats/shards/{shard}.parquet``,
+    what docs_curated reads). Counts are documents: removed = duplicates the policy removes.
+
+    A result that differs from the committed one (output digests) withdraws every
+    docs_curated commit: those shards were curated under other decisions, so ``run
+    --missing`` recomputes them and mixtures refuse them until then. Memory: the image and
+    document rows of the whole corpus (~100 B per image row)."""
     store, cfg = storage.store(), config.core()
     shards = committed_doc_shards(store, HASHES)
     images = pl.concat([store.read_table(layout.doc_image_hashes(s), schemas.DOC_IMAGES)
                         for s in shards])
-    docs = pl.concat([store.read_table(layout.doc_hashes(s), schemas.DOC_TABLE) for s in shards])
+    docs = pl.concat([store.read_table(layout.doc_hashes(s), schemas.DOC_TABLE)
+                      .with_columns(shard=pl.lit(s)) for s in shards])
     rows, groups = rep.repeated_images(images, cfg)
-    dups = rep.duplicate_documents(docs, cfg)
+    dups = rep.duplicate_documents(docs.drop("shard"), cfg)
     for rel, df, schema in ((layout.DOC_REPEAT_IMAGES, rows, schemas.DOC_REPEAT_IMAGES),
                             (layout.DOC_REPEAT_GROUPS, groups, schemas.DOC_REPEAT_GROUPS),
                             (layout.DOC_DUPLICATES, dups, schemas.DOC_DUPLICATES)):
         store.write_table(rel, df, schema)
+    per = rep.removals_by_shard(rows, dups, docs.select("key", "shard"))
+    for s, df in per.items():
+        store.write_table(layout.doc_repeats_shard(s), df, schemas.DOC_DECISIONS)
+    for name in store.ls(layout.DOC_REPEAT_SHARDS, ".parquet"):  # shards no longer committed
+        if name.removesuffix(".parquet") not in per:
+            store.rm(layout.entry(layout.DOC_REPEAT_SHARDS, name))
     n_dup = dups.filter(pl.col("action") == rep.REMOVE).height
     counts = StageCounts(docs.height, docs.height - n_dup,
                          removed=Counter({"duplicate_document": n_dup} if n_dup else {}))
     drop = rows.filter(pl.col("action") == rep.DROP)
-    return global_result(store, REPEATS, counts,
-                         [layout.DOC_REPEAT_IMAGES, layout.DOC_REPEAT_GROUPS,
-                          layout.DOC_DUPLICATES], {
+    before = read_commit(store, REPEATS, GLOBAL)
+    result = global_result(store, REPEATS, counts,
+                           [layout.DOC_REPEAT_IMAGES, layout.DOC_REPEAT_GROUPS,
+                            layout.DOC_DUPLICATES, *map(layout.doc_repeats_shard, per)], {
         "images": images.height, "repeated_groups": groups.height,
         "images_to_drop": drop.height, "docs_with_dropped_images": drop["key"].n_unique(),
         "top_groups": md_table(groups.head(10)), "config": MetadataValue.json(vars(cfg))})
+    after = read_commit(store, REPEATS, GLOBAL)
+    same = before is not None and after is not None and before["outputs"] == after["outputs"]
+    stale = [] if same else list(read_commits(store, CURATED))
+    for s in stale:
+        uncommit(store, CURATED, s)
+    return MaterializeResult(metadata={**result.metadata, "docs_curated_withdrawn": len(stale)},
+                             check_results=result.check_results)
 
 
-def curate_shard(shard: str, store: Store) -> tuple[StageCounts, dict]:
+def curate_shard(shard: str, store: Store) -> tuple[StageCounts, dict, dict[str, StageCounts]]:
+    """Curate one doc shard from its own removals (``doc_repeats/shards/{shard}.parquet``).
+    Memory: one shard's documents and removal rows, whatever the corpus size.
+
+    Raises:
+        UncommittedError: doc_repeats is not committed, or was built before this shard was.
+    """
+    rel = layout.doc_repeats_shard(shard)
+    if read_commit(store, REPEATS, GLOBAL) is None or not store.exists(rel):
+        raise UncommittedError(f"doc_repeats has not decided doc shard {shard}: materialize "
+                               "doc_repeats (after doc_hashes of every doc shard) first")
     docs = _docs(store, shard)
-    keys = pl.DataFrame({"key": [d.key for d in docs]}, schema={"key": pl.Utf8})
-    drops = (store.read_table(layout.DOC_REPEAT_IMAGES, schemas.DOC_REPEAT_IMAGES)
-             .filter(pl.col("action") == rep.DROP).join(keys, on="key"))
+    removals = store.read_table(rel, schemas.DOC_DECISIONS)
     drop_pos: dict[str, set[int]] = {}
-    for k, p in drops.select("key", "pos").iter_rows():
+    for k, p in removals.filter(pl.col("pos") >= 0).select("key", "pos").iter_rows():
         drop_pos.setdefault(k, set()).add(p)
-    remove = set(store.read_table(layout.DOC_DUPLICATES, schemas.DOC_DUPLICATES)
-                 .filter(pl.col("action") == rep.REMOVE)["key"].to_list())
+    remove = set(removals.filter(pl.col("pos") < 0)["key"].to_list())
     kept, decisions = [], []
     for d in docs:
         out, rows = rep.apply_policies(d, drop_pos.get(d.key, set()),
@@ -147,21 +188,23 @@ def curate_shard(shard: str, store: Store) -> tuple[StageCounts, dict]:
     store.write_table(layout.docs_curated_decisions(shard), table, schemas.DOC_DECISIONS)
     doc_rows, img_rows = table.filter(pl.col("pos") < 0), table.filter(pl.col("pos") >= 0)
     removed = Counter(doc_rows.filter(pl.col("status") == "removed")["reason"].to_list())
-    n_images = sum(d.n_images for d in docs)
+    n_images, n_kept = sum(d.n_images for d in docs), sum(d.n_images for d in kept)
     img_removed = Counter(img_rows["reason"].to_list())
     return StageCounts(len(docs), len(kept), removed=removed), {
-        "images_in": n_images, "images_kept": sum(d.n_images for d in kept),
-        **{f"images_removed_{r}": n for r, n in sorted(img_removed.items())},
-        "images_reconcile": n_images == sum(d.n_images for d in kept) + img_rows.height}
+        "images_in": n_images, "images_kept": n_kept,
+        **{f"images_removed_{r}": n for r, n in sorted(img_removed.items())}}, {
+        IMAGES: StageCounts(n_images, n_kept, removed=img_removed)}
 
 
 @asset(partitions_def=doc_shards, backfill_policy=shard_backfill, deps=[DOCS, REPEATS],
-       group_name=GROUP, check_specs=[counts_spec(CURATED), upstream_spec(CURATED, DOCS)],
+       group_name=GROUP, check_specs=[counts_spec(CURATED), upstream_spec(CURATED, DOCS),
+                                      extra_counts_spec(CURATED, IMAGES)],
        kinds={"webdataset"})
 def docs_curated(context, storage: StorageResource) -> MaterializeResult:
     """``docs_curated/{shard}.tar``: documents with repeated images removed (order of the other
     segments kept) and duplicate documents removed; ``.decisions.parquet`` per document and
-    per removed image with the reason."""
+    per removed image with the reason. Blocking ``images_reconcile``: images in (= what
+    interleaved_docs committed) = kept + removed per reason."""
     return per_shard(context, CURATED, curate_shard, storage.store(), upstream=DOCS)
 
 

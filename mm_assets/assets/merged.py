@@ -20,7 +20,8 @@ from mm_assets.core.shards import read_samples, write_shards
 from mm_assets.core.storage import Store
 from mm_assets.core.text.merge import MergeConfig, image_token_problem
 from mm_assets.core.text.merge_stream import merged_stream
-from mm_assets.core.text.rephrase import RephraseConfig, rephrase_samples
+from mm_assets.core.text.rephrase import RephraseConfig
+from mm_assets.core.text.rephrase_stream import rephrase_stream
 from mm_assets.partitions import CURATE_CRON, GPU_POOL, GPU_TAGS
 from resources.models import LanguageModelResource
 from resources.storage import StorageResource
@@ -94,19 +95,32 @@ RephrasedConfig = dagster_config(RephraseConfig, "RephrasedConfig", extra=SHARD_
 def rephrased(context, config: RephrasedConfig, storage: StorageResource,
               lm: LanguageModelResource) -> MaterializeResult:
     """``rephrased/{i:05d}.tar``: merged samples with assistant turns rewritten (cached by
-    model, template and input; rewrites failing the fidelity check keep the original)."""
+    model, template and input; rewrites failing the fidelity check keep the original).
+    Streams merged shard by shard into the output shards: memory ≈ one batch of turns + up to
+    64 samples waiting for it + ≈ 150 B per further waiting sample (spooled to a local file)
+    + ≈ 100 B per generated turn (:mod:`mm_assets.core.text.rephrase_stream`); never every
+    sample."""
     store = storage.store()
     cfg = config.core()
     model = lm.rephrase_backend(cfg.max_new_tokens)  # local LM, or the endpoint when set
-    samples = list(read_sharded(store, layout.MERGED))
     stats: dict[str, int] = {}
+    seen: dict[str, int] = {}
     with Timer() as t:
-        out = rephrase_samples(samples, model.generate, model.name, cfg, store, stats)
-        paths = write_shards(store, layout.REPHRASED, out, config.shard_size)
-    counts = StageCounts(len(samples), len(out))
+        out = rephrase_stream(read_sharded(store, layout.MERGED), model.generate, model.name,
+                              cfg, store, stats, seen)
+        n_out = Counter()
+        paths = write_shards(store, layout.REPHRASED, _counted(out, n_out), config.shard_size)
+    n = seen["samples"]
+    counts = StageCounts(n, n_out["samples"])  # every sample read is written (rewritten or not)
     return global_result(store, "rephrased", counts, paths, {
         **{f"turns_{k}": v for k, v in sorted(stats.items())},
         **{f"backend_{k}": v for k, v in sorted(model.stats.items())},
         "model": model.name, "template": cfg.template, "shards": len(paths),
-        "samples_considered": min(len(samples), cfg.max_samples or len(samples)),
-        "seconds": t.seconds}, digests=False)
+        "samples_considered": min(n, cfg.max_samples or n),
+        "samples_spooled": seen["spooled"], "seconds": t.seconds}, digests=False)
+
+
+def _counted(samples, n: Counter):
+    for s in samples:
+        n["samples"] += 1
+        yield s

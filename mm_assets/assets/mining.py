@@ -46,6 +46,9 @@ def mined(context, config: MinedConfig, storage: StorageResource) -> Materialize
             paths, man = write_mined(store, recipe, sel)
     except (MiningRecipeError, MiningError) as e:
         raise Failure(f"mined[{name}]: {type(e).__name__}: {e}") from e
+    reads = man["pool_reads"]
+    if reads.get("note"):  # tables from before byte spans: whole shards were scanned
+        context.log.warning(f"mined[{name}]: {reads['note']}")
     table = pl.DataFrame([{"cluster": int(c), **{k: v for k, v in d.items() if k != "rejected"},
                            "rejected": sum(d["rejected"].values())}
                           for c, d in man["clusters"].items() if d["wanted"] or d["taken"]])
@@ -53,6 +56,8 @@ def mined(context, config: MinedConfig, storage: StorageResource) -> Materialize
         "recipe": name, "pools": ", ".join(recipe.pools), "mode": recipe.mode,
         "seed": recipe.seed, "shards": len(paths), "rounds": sel.rounds,
         "peak_kept_rows": sel.peak_kept, "seconds": t.seconds,
+        "pool_bytes_read": reads["bytes_read"], "pool_range_requests": reads["requests"],
+        "pool_shards_scanned": reads["scanned_shards"],
         **{f"total_{k}": v for k, v in man["totals"].items() if k != "rejected"},
         "per_cluster": md_table(table) if table.height else MetadataValue.md("(none wanted)"),
         "manifest": store.url(layout.mined_manifest(name))}, digests=False, partition=name)

@@ -2,7 +2,9 @@
 
 A record is ``{asset, partition, counts: {n_in, n_out, removed, quarantined}, outputs}``
 (:func:`mm_assets.core.layout.commit`), written after every output of the partition and only
-when its counts reconcile (``n_in = n_out + removed + quarantined``). Global stages read the
+when its counts reconcile (``n_in = n_out + removed + quarantined``). A stage that also accounts
+for a second unit (the images of interleaved documents) adds ``extra_counts: {unit: counts}``,
+and is committed only when those reconcile too (:func:`extra_counts_of`). Global stages read the
 partitions that have a record (:func:`committed`), never whatever a storage listing returns, so
 a half-finished or miscounted partition is never consumed. A global asset's record lists the
 content digest (xxh3-128 of the bytes) of each table it wrote; consumers key caches on those
@@ -39,8 +41,15 @@ def file_digest(store: Store, rel: str, chunk: int = 8 << 20) -> str:
     return h.hexdigest()
 
 
+def _counts_dict(counts: StageCounts) -> dict:
+    return {"n_in": counts.n_in, "n_out": counts.n_out,
+            "removed": dict(sorted(counts.removed.items())),
+            "quarantined": dict(sorted(counts.quarantined.items()))}
+
+
 def write_commit(store: Store, asset: str, partition: str, counts: StageCounts,
-                 outputs: Iterable[str] = (), digests: bool = False) -> dict:
+                 outputs: Iterable[str] = (), digests: bool = False,
+                 extra: dict[str, StageCounts] | None = None) -> dict:
     """Write the commit record of one partition (call it after every output is written).
 
     Args:
@@ -51,23 +60,25 @@ def write_commit(store: Store, asset: str, partition: str, counts: StageCounts,
         outputs: storage-relative paths the partition wrote.
         digests: also record each output's xxh3-128 digest (reads each output once; meant for
             global tables, not for per-shard tars).
+        extra: counts of other units than the asset's records (``{"images": counts}``), each
+            made where its decisions were made; stored as ``extra_counts``.
 
     Returns:
         The record written.
 
     Raises:
-        ValueError: the counts do not reconcile (nothing is committed).
+        ValueError: the counts (or one of ``extra``) do not reconcile (nothing is committed).
     """
-    if not counts.reconciles():
-        raise ValueError(f"{asset}[{partition}]: counts do not reconcile ({counts.n_in} in != "
-                         f"{counts.n_out} out + {counts.n_removed} removed + "
-                         f"{counts.n_quarantined} quarantined); not committed")
-    rec = {"asset": asset, "partition": partition,
-           "counts": {"n_in": counts.n_in, "n_out": counts.n_out,
-                      "removed": dict(sorted(counts.removed.items())),
-                      "quarantined": dict(sorted(counts.quarantined.items()))},
+    for unit, c in [("", counts), *sorted((extra or {}).items())]:
+        if not c.reconciles():
+            raise ValueError(f"{asset}[{partition}]: {unit + ' ' if unit else ''}counts do not "
+                             f"reconcile ({c.n_in} in != {c.n_out} out + {c.n_removed} removed "
+                             f"+ {c.n_quarantined} quarantined); not committed")
+    rec = {"asset": asset, "partition": partition, "counts": _counts_dict(counts),
            "outputs": {rel: (file_digest(store, rel) if digests else None)
                        for rel in sorted(outputs)}}
+    if extra:
+        rec["extra_counts"] = {u: _counts_dict(c) for u, c in sorted(extra.items())}
     store.write_bytes(layout.commit(asset, partition),
                       json.dumps(rec, indent=1, sort_keys=True).encode())
     return rec
@@ -111,6 +122,12 @@ def counts_of(rec: dict) -> StageCounts:
     c = rec["counts"]
     return StageCounts(int(c["n_in"]), int(c["n_out"]), Counter(c.get("removed", {})),
                        Counter(c.get("quarantined", {})))
+
+
+def extra_counts_of(rec: dict, unit: str) -> StageCounts | None:
+    """The ``unit`` counts (e.g. ``"images"``) of a commit record, or None when it has none."""
+    c = rec.get("extra_counts", {}).get(unit)
+    return None if c is None else counts_of({"counts": c})
 
 
 def outputs_fingerprint(store: Store, assets: Iterable[str]) -> str | None:

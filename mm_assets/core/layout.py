@@ -9,6 +9,7 @@ the tables handed between stages have their declared schemas in :mod:`mm_assets.
       incoming/                          drop folder the new-data sensor watches (users)
       inputs/{shard}.jsonl               ingest manifests, one per shard (plan_ingest)
       inputs/_state.json  _ingest.lock   ingest state (inputs seen, next id) and its lock
+      inputs/_reingest/{shard}.jsonl     manifests staged by ingest --force (moved, then gone)
       recipes/{name}.yaml                the root's own mixture recipes (users)
       raw_shards/{shard}.tar             canonical WebDataset shards (raw_shards)
       raw_shards/{shard}.hashes.parquet  image hashes computed while validating (raw_shards)
@@ -22,6 +23,9 @@ the tables handed between stages have their declared schemas in :mod:`mm_assets.
       clusters/                          assignments.parquet, centroids_{space}.npy, contact
                                          sheet PNG (clusters)
       semdedup/                          scores.parquet, example_pairs.png (semdedup)
+      semdedup_ranges/plan.json          SemDeDup cluster ranges of the current plan (semdedup_plan)
+      semdedup_ranges/jobs|scores/{key}.parquet  per range: its points / its scores (+ .json
+                                         sidecar) (semdedup_plan / semdedup_range)
       text_quality/{shard}.parquet       formatting flags (text_quality)
       ppl_scores/{shard}.parquet         perplexities (ppl_scores)
       ppl_deciles/                       deciles.parquet, edges.json (ppl_deciles)
@@ -48,6 +52,7 @@ the tables handed between stages have their declared schemas in :mod:`mm_assets.
       doc_hashes/{shard}.parquet|.docs.parquet  per image / per document hashes (doc_hashes)
       doc_repeats/                       images.parquet groups.parquet documents.parquet:
                                          repeated images, duplicate documents (doc_repeats)
+      doc_repeats/shards/{shard}.parquet  the removals of one doc shard (doc_repeats)
       doc_quality/{shard}.flags|.ppl.parquet  text-segment flags, perplexity (doc_quality)
       docs_curated/{shard}.tar|.decisions.parquet  documents after the policies (docs_curated)
       doc_embeddings/{shard}.npy|.parquet  document image vectors (M×D float16) + (key, pos)
@@ -130,6 +135,16 @@ MANIFEST_SUFFIX = ".jsonl"
 def manifest(shard: str) -> str:
     """Ingest manifest of one shard: a header line, then one source record per line."""
     return f"{INPUTS}/{shard}{MANIFEST_SUFFIX}"
+
+
+REINGEST_STAGING = f"{INPUTS}/_reingest"
+"""Manifests of a forced re-ingest, written here first and moved over the live ones only once
+the whole input is planned (``mm-assets ingest --force``; :mod:`mm_assets.core.ingest.reingest`)."""
+
+
+def reingest_manifest(shard: str) -> str:
+    """Staged manifest of one shard during ``ingest --force``."""
+    return f"{REINGEST_STAGING}/{shard}{MANIFEST_SUFFIX}"
 
 
 def recipe(file_name: str) -> str:
@@ -253,6 +268,31 @@ CLUSTER_SHEET = f"{CLUSTERS}/contact_sheet_image.png"
 SEMDEDUP_SCORES = f"{SEMDEDUP}/scores{PARQUET}"
 """SemDeDup score and decision per (key, space) (semdedup)."""
 SEMDEDUP_PAIRS = f"{SEMDEDUP}/example_pairs.png"
+# SemDeDup cluster ranges (mm_assets.core.semantic.semdedup_plan; assets semdedup_plan,
+# semdedup_range): the plan, then per range key its job and its scores
+SEMDEDUP_RANGES = "semdedup_ranges"
+ROOT_FOLDERS += (SEMDEDUP_RANGES,)
+SEMDEDUP_PLAN = f"{SEMDEDUP_RANGES}/plan.json"
+SEMDEDUP_RANGE_JOBS = f"{SEMDEDUP_RANGES}/jobs"
+SEMDEDUP_RANGE_SCORES = f"{SEMDEDUP_RANGES}/scores"
+
+
+def semdedup_range_job(key: str) -> str:
+    """Positions, cluster, distance of one range's unique points (semdedup_plan)."""
+    return f"{SEMDEDUP_RANGE_JOBS}/{key}{PARQUET}"
+
+
+def semdedup_range_scores(key: str) -> str:
+    """Position, score, partner position of one range's points (semdedup_range)."""
+    return f"{SEMDEDUP_RANGE_SCORES}/{key}{PARQUET}"
+
+
+def semdedup_range_meta(key: str) -> str:
+    """Sidecar of :func:`semdedup_range_scores` (plan id, scoring settings, rows), written
+    last."""
+    return f"{SEMDEDUP_RANGE_SCORES}/{key}.json"
+
+
 PPL_DECILES_TABLE = f"{PPL_DECILES}/deciles{PARQUET}"
 """Perplexity decile per key (ppl_deciles)."""
 PPL_DECILE_EDGES = f"{PPL_DECILES}/edges.json"
@@ -384,6 +424,13 @@ DOC_REPEAT_GROUPS = f"{DOC_REPEATS}/groups{PARQUET}"
 """Repeated-image groups: kind, documents, images, action (doc_repeats)."""
 DOC_DUPLICATES = f"{DOC_REPEATS}/documents{PARQUET}"
 """Exact-duplicate documents: key, group, representative (doc_repeats)."""
+DOC_REPEAT_SHARDS = f"{DOC_REPEATS}/shards"
+
+
+def doc_repeats_shard(shard: str) -> str:
+    """The removals doc_repeats decided for one doc shard (docs_curated reads only this)."""
+    return f"{DOC_REPEAT_SHARDS}/{shard}{PARQUET}"
+
 DOC_MANIFEST_SUFFIX = ".json"
 DOC_TABLE_SUFFIX = ".docs.parquet"
 

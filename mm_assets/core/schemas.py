@@ -115,6 +115,11 @@ SEMDEDUP_SCORES = {"key": pl.Utf8, "space": pl.Utf8, "cluster": pl.Int32, "uniqu
                    "unconfirmed": pl.Boolean}
 """``semdedup/scores.parquet``: SemDeDup score, decision and kept partner per sample."""
 
+SEMDEDUP_RANGE_JOB = {"position": pl.Int64, "cluster": pl.Int32, "distance": pl.Float32}
+"""``semdedup_ranges/jobs/{key}.parquet``: a range's unique points (space position, ascending)."""
+SEMDEDUP_RANGE_SCORES = {"position": pl.Int64, "score": pl.Float32, "partner": pl.Int64}
+"""``semdedup_ranges/scores/{key}.parquet``: SemDeDup score and partner position (-1: none)."""
+
 TEXT_QUALITY = {"key": pl.Utf8, "source": pl.Utf8, "flag": pl.Utf8, "turn": pl.Int32,
                 "score": pl.Float64, "start": pl.Int32, "end": pl.Int32}
 """``text_quality/{shard}.parquet``: one row per formatting flag."""
@@ -155,13 +160,16 @@ POOL_ASSIGN = {"key": pl.Utf8, "pool": pl.Utf8, "shard": pl.Utf8, "wds_key": pl.
                "caption": pl.Utf8, "bytes_hash": pl.Utf8, "pixel_hash": pl.Utf8,
                "phash": pl.Int64, "phash_flip": pl.Int64, "width": pl.Int32, "height": pl.Int32,
                "row": pl.Int32, "cluster": pl.Int32, "sim": pl.Float32, "cluster2": pl.Int32,
-               "sim2": pl.Float32}
+               "sim2": pl.Float32, "span_start": pl.Int64, "span_end": pl.Int64}
 """``pools/{pool}/{stem}.parquet``: one row per usable pool sample (key
 ``{pool}/{stem}/{wds_key}``), its hashes (same functions as ``image_hashes``; phash and
 phash_flip null for images too small or flat for a pHash), image size in
 pixels, ``row`` in ``{stem}.npy``, and the nearest / second-nearest corpus image centroid with
 cosine similarity of the stored float16 vector (may exceed 1 by ≤ 1e-4 from rounding; margin =
-sim - sim2; cluster2 = -1 and sim2 = NaN with a single centroid)."""
+sim - sim2; cluster2 = -1 and sim2 = NaN with a single centroid); ``span_start`` /
+``span_end``: the sample's byte span in the pool tar (bytes; first member header to the end of
+its last member's padded data), so ``mined`` reads only selected samples (null for a compressed
+shard; tables written before spans were recorded lack the two columns)."""
 
 
 # ------------------------------------------------------------------ interleaved documents

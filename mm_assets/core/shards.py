@@ -60,21 +60,31 @@ def split_member(base: str, key_rule: str = "first_dot") -> tuple[str, str]:
 
 def _group_members(tf: tarfile.TarFile, key_rule: str = "first_dot"
                    ) -> Iterator[tuple[str, dict[str, bytes]]]:
-    current, parts = None, {}
+    for key, parts, _ in _group_spans(tf, key_rule):
+        yield key, parts
+
+
+def _group_spans(tf: tarfile.TarFile, key_rule: str = "first_dot"
+                 ) -> Iterator[tuple[str, dict[str, bytes], tuple[int, int] | None]]:
+    plain = getattr(tf.fileobj, "comptype", "tar") == "tar"  # offsets are file offsets
+    current, parts, start, end = None, {}, 0, 0
     for m in tf:
         if not m.isfile():
             continue
         folder, _, base = m.name.rpartition("/")
         stem, ext = split_member(base, key_rule)
         key = f"{folder}/{stem}" if folder else stem
-        if key != current and current is not None:
-            yield current, parts  # before reading on: a truncated next member keeps this one
-            parts = {}
+        if key != current:
+            if current is not None:  # before reading on: a truncated next member keeps this one
+                yield current, parts, ((start, end) if plain else None)
+                parts = {}
+            start = m.offset  # its header (or the PAX / GNU long-name header before it)
         current = key
         parts[ext] = tf.extractfile(m).read()
+        end = m.offset_data + -(-m.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
     _check_end_block(tf)  # before the last sample: it may have lost members to the cut
     if current is not None:
-        yield current, parts
+        yield current, parts, ((start, end) if plain else None)
 
 
 def _check_end_block(tf: tarfile.TarFile) -> None:
@@ -111,6 +121,32 @@ def iter_tar_groups(f: IO[bytes], key_rule: str = "first_dot"
     """
     with tarfile.open(fileobj=f, mode="r|*") as tf:
         yield from _group_members(tf, key_rule)
+
+
+def iter_tar_spans(f: IO[bytes], key_rule: str = "first_dot"
+                   ) -> Iterator[tuple[str, dict[str, bytes], tuple[int, int] | None]]:
+    """:func:`iter_tar_groups` plus each sample's byte span in the file: ``(start, end)``,
+    start = offset of its first member's header (or of the PAX / GNU long-name header before
+    it), end = end of its last member's data padded to 512 bytes; ``f`` read from byte 0.
+    ``bytes[start:end]`` + two zero blocks is a tar of that sample alone (:func:`read_tar_span`).
+    ``None`` for a compressed archive (offsets would be in the decompressed stream).
+
+    Raises:
+        tarfile.TarError: as :func:`iter_tar_groups`.
+    """
+    with tarfile.open(fileobj=f, mode="r|*") as tf:
+        yield from _group_spans(tf, key_rule)
+
+
+def read_tar_span(data: bytes, key_rule: str = "first_dot") -> list[tuple[str, dict[str, bytes]]]:
+    """The samples of ``data``, a byte span of an uncompressed tar (:func:`iter_tar_spans`).
+
+    Raises:
+        tarfile.TarError: the bytes are not whole tar members.
+    """
+    import io
+
+    return list(iter_tar_groups(io.BytesIO(data + bytes(2 * tarfile.BLOCKSIZE)), key_rule))
 
 
 def _member_bytes(name: str, size: int) -> int:

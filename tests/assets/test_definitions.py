@@ -15,6 +15,8 @@ INTERLEAVED_PER_DOC_SHARD = {"interleaved_docs", "doc_hashes", "doc_quality", "d
 EXPECTED |= INTERLEAVED_PER_DOC_SHARD | {"doc_repeats", "doc_clusters"}
 EXPECTED |= {"mined"}  # issue 15 (mining, group "mining"): one partition per mining recipe
 EXPECTED |= {"pool_assign"}  # issue 15 (group "mining"): one partition per pool shard
+# issue 20: SemDeDup cluster ranges as partitions (group "semantic")
+EXPECTED |= {"semdedup_plan", "semdedup_range"}
 
 
 def test_definitions_load_with_the_whole_graph():
@@ -30,7 +32,10 @@ def test_lineage_follows_the_design():
 
     assert parents("image_hashes") == {"raw_shards"}
     assert parents("exact_duplicates") == {"image_hashes"}
-    assert parents("semdedup") == {"clusters", "exact_duplicates", "image_hashes"}  # pHashes
+    assert parents("semdedup") == {"clusters", "exact_duplicates", "image_hashes",  # pHashes
+                                   "semdedup_plan", "semdedup_range"}
+    assert parents("semdedup_range") == {"semdedup_plan", "embeddings"}
+    assert parents("semdedup_plan") == {"clusters", "exact_duplicates", "embeddings"}
     assert parents("curated") == {"raw_shards", "exact_duplicates", "semdedup", "ppl_deciles",
                                   "text_quality"}
     assert parents("text_quality") == {"raw_shards"}
@@ -64,6 +69,8 @@ def test_partitioning():
             assert pdef.name == "mining"
         elif name == "pool_assign":
             assert pdef.name == "pool_shards"
+        elif name == "semdedup_range":
+            assert pdef.name == "semdedup_ranges"
         else:
             assert pdef is None, name
 
@@ -83,7 +90,9 @@ def test_automation_what_runs_when():
     assert sched.cron_schedule == "0 2 * * *"
     job = defs.resolve_job_def("global_job")
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
-        "exact_duplicates", "clusters", "ppl_deciles", "semdedup"}
+        "exact_duplicates", "clusters", "ppl_deciles", "semdedup_plan"}
+    for name in ("semdedup_range", "semdedup"):  # after the plan, by automation
+        assert "eager" in str(graph.get(AssetKey(name)).automation_condition).lower()
     for name in ("curated", "merged"):
         assert "on_cron(0 3 * * *" in str(graph.get(AssetKey(name)).automation_condition)
     for name in ("raw_shards", "image_hashes", "embeddings", "ppl_scores", "mixtures"):

@@ -14,7 +14,7 @@ from mm_assets.runner import run_graph
 from resources.storage import StorageResource
 
 UPSTREAM = ["raw_shards", "image_hashes", "embeddings", "exact_duplicates", "clusters",
-            "semdedup"]
+            "semdedup_plan", "semdedup_range", "semdedup"]
 
 
 def test_semdedup_with_its_defaults_reproduces_the_demo(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from mm_assets.runner import run_graph
 from resources.storage import StorageResource
 
 UPSTREAM = ["raw_shards", "image_hashes", "embeddings", "exact_duplicates", "clusters",
-            "semdedup"]
+            "semdedup_plan", "semdedup_range", "semdedup"]
 
 
 def test_demo_clusters_are_pure_and_semdedup_removes_the_known_copies(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from dagster import AssetKey, instance_for_test, materialize
 
 from mm_assets.assets.mining import mined, register_mining
 from mm_assets.assets.mixtures import mixtures
-from mm_assets.core import layout
+from mm_assets.core import layout, schemas
 from mm_assets.core.commits import read_commit
 from mm_assets.core.mix.build import iter_source
 from mm_assets.core.mix.recipe import RecipeError, parse_recipe
@@ -78,6 +78,13 @@ def test_mined_partition_then_a_mixture_of_curated_and_mined(tmp_path):
         assert res.success
         lineage = store.read_json(layout.mixture_lineage(MIX))["upstream"]
         assert lineage[f"mined:{MINING}"]["mining_recipe"] == MINING
+        mix = store.read_json(layout.mixture_manifest(MIX))  # mined images keep their cluster
+        sel = store.read_table(layout.mined_selection(MINING), schemas.MINED_SELECTION)
+        cl = dict(zip(sel["out_key"], sel["cluster"], strict=True))
+        drawn = [r for r in mix["samples"] if r["key"].startswith(MINING)]
+        assert len(drawn) == 20 and all(r["cluster"] == f"image:{cl[r['source_key']]}"
+                                        for r in drawn)
+        assert "none" not in mix["summary"]["by_cluster"]
         assert instance.get_latest_materialization_event(AssetKey("mined")) is not None
     loaded = list(iter_mixture(store, MIX))
     origin = Counter(k.split("-")[0] for k, _, _ in loaded)

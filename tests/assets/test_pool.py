@@ -123,6 +123,37 @@ def test_run_missing_recomputes_only_the_uncommitted_pool_shard(world):
     assert assigned_shards(store, "gen") == ["00000000", "00000001"]
 
 
+def test_run_shards_selects_pool_shards(world, tmp_path, monkeypatch):
+    """``run --shards NAME__STEM`` / ``NAME__*`` pick pool_assign partitions (before: every
+    pool shard ran whatever --shards said); an unknown one exits 2 before any run."""
+    from typer.testing import CliRunner
+
+    from mm_assets.cli import app
+    from mm_assets.core.commits import read_commits
+
+    store, _, _ = world
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MM_ASSETS_ROOT", store.root)
+    for key in ("gen__00000000", "gen__00000001"):
+        store.rm(layout.commit("pool_assign", key))
+    runner = CliRunner()
+    args = ["run", "--select", "pool_assign", "--root", store.root, "--shards"]
+    res = runner.invoke(app, [*args, "gen__00000001"])
+    assert res.exit_code == 0, res.output
+    assert sorted(read_commits(store, "pool_assign")) == ["gen__00000001"]
+    for bad in ("gen__00000009", "nope__*"):
+        res = runner.invoke(app, [*args, bad])
+        assert res.exit_code == 2 and "unknown pool shard" in res.output, res.output
+        assert "pools: gen" in res.output
+    res = runner.invoke(app, [*args, "gen__*", "--missing"])
+    assert res.exit_code == 0, res.output
+    assert sorted(read_commits(store, "pool_assign")) == ["gen__00000000", "gen__00000001"]
+    res = runner.invoke(app, ["run", "--select", "mined", "--recipes", "nope", "--root",
+                              store.root])  # --recipes applies to mining recipes: exit 2
+    assert res.exit_code == 2 and "unknown mining recipe 'nope'" in res.output, res.output
+
+
 def test_another_encoder_is_refused(world):
     store, _, _ = world
     rel = layout.embedding_encoder("000000")

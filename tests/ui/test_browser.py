@@ -18,6 +18,7 @@ from mm_assets.runner import ORDER
 
 STAGE_GROUPS = {"raw_shards": "ingest", "image_hashes": "dedup", "exact_duplicates": "dedup",
                 "embeddings": "semantic", "clusters": "semantic", "semdedup": "semantic",
+                "semdedup_plan": "semantic", "semdedup_range": "semantic",
                 "ppl_scores": "quality", "ppl_deciles": "quality", "text_quality": "quality",
                 "curated": "curate",
                 "merged": "text", "rephrased": "text", "synthetic": "synthetic",

@@ -5,8 +5,10 @@ at most ``shard_size`` :class:`~mm_assets.core.ingest.formats.SourceRecord` line
 image bytes). The ``raw_shards`` asset then turns one manifest into one canonical WebDataset
 shard. Existing WebDataset tars become one manifest each, pointing at the tar.
 
-Ingest is idempotent: an input already ingested (same URL, size and modification time) is
-skipped, and shard ids continue from the last one.
+Ingest is idempotent: an input already ingested (same URL, size and first MiB) is skipped,
+and shard ids continue from the last one. ``force=True`` re-plans an input already ingested
+(e.g. with the wrong image folder) over its earlier shards and withdraws the commit records
+that depend on them (:mod:`mm_assets.core.ingest.reingest`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from mm_assets.core import layout
 from mm_assets.core.ingest.formats import SourceRecord, normalise, safe_id
 from mm_assets.core.ingest.json_shapes import JsonShape, ShapeError, detect_shape, iter_records
 from mm_assets.core.ingest.lock import ingest_lock
+from mm_assets.core.ingest.reingest import Downstream, previous_entries, replan_input
 from mm_assets.core.storage import Store
 
 STATE = layout.INGEST_STATE
+RAW_ONLY = Downstream(("raw_shards",))  # what a forced re-ingest withdraws unless told more
 WDS_SUFFIXES = (".tar", ".tgz", ".tar.gz")
 
 
@@ -69,6 +73,9 @@ class InputSummary:
         shards: shard ids created.
         flagged: records already marked unusable at ingest, per reason (``bad_json``, ...);
             they are in the manifests and quarantined by raw_shards.
+        replaced: with ``force``, the shards of the earlier ingest that this one replaced.
+        retired: of those, the shards the new plan no longer uses (manifests deleted).
+        withdrawn: commit records withdrawn (``asset[partition]``).
     """
 
     input: str
@@ -77,18 +84,26 @@ class InputSummary:
     records: int = 0
     shards: list[str] = field(default_factory=list)
     flagged: dict[str, int] = field(default_factory=dict)
+    replaced: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         """One line for the CLI: ``in.json: JSON array, 3 records -> 1 shard (000000)``."""
         name = self.input.rstrip("/").rsplit("/", 1)[-1]
         if self.shape == "already_ingested":
-            return f"{name}: already ingested, skipped"
+            return (f"{name}: already ingested, skipped (to re-ingest it, e.g. with another "
+                    "--images, replacing its shards: mm-assets ingest --force)")
+        forced = (f"; replaces shard(s) {', '.join(self.replaced)}"
+                  + (f" (retired {', '.join(self.retired)})" if self.retired else "")
+                  + f", {len(self.withdrawn)} downstream commit record(s) withdrawn: "
+                  "`mm-assets run --missing` recomputes them") if self.replaced else ""
         if self.shape == "empty":
-            return f"{name}: empty (no records), nothing ingested"
+            return f"{name}: empty (no records), nothing ingested" + forced
         what = f"{self.records} records" if self.shape != "webdataset" else "tar"
         bad = ", ".join(f"{k}={v}" for k, v in sorted(self.flagged.items()))
         return (f"{name}: {self.detail}, {what} -> {len(self.shards)} shard(s) "
-                f"({', '.join(self.shards)})" + (f"; flagged {bad}" if bad else ""))
+                f"({', '.join(self.shards)})" + (f"; flagged {bad}" if bad else "") + forced)
 
 
 def resolve_image(ref: str, image_root: str) -> tuple[str | None, str | None]:
@@ -120,8 +135,12 @@ class _Planner:
         self.store, self.cfg = store, cfg
         self.state = store.read_json(STATE) if store.exists(STATE) else {
             "next_shard": 0, "ingested": {}, "slugs": {}}
+        self.reuse: list[str] = []  # ids handed out first (a forced re-ingest's earlier shards)
+        self.staging = False  # write manifests to layout.reingest_manifest (forced re-ingest)
 
     def shard_id(self) -> str:
+        if self.reuse:
+            return self.reuse.pop(0)
         sid = f"{self.state['next_shard']:0{self.cfg.shard_digits}d}"
         self.state["next_shard"] += 1
         return sid
@@ -139,6 +158,9 @@ class _Planner:
     def write(self, lines: list[str], header: dict) -> str:
         sid = self.shard_id()
         body = json.dumps(header, sort_keys=True) + "\n" + "".join(x + "\n" for x in lines)
+        if self.staging:  # moved over the live manifest by reingest.replan_input
+            self.store.write_bytes(layout.reingest_manifest(sid), body.encode())
+            return sid
         if self.store.exists(layout.manifest(sid)):  # never overwrite another input's shard
             raise RuntimeError(f"shard {sid} exists but {STATE} says it is free: the ingest "
                                "state is out of date; not overwriting it")
@@ -191,7 +213,8 @@ def _detect(url: str) -> JsonShape:
 
 
 def ingest_inputs(store: Store, inputs: list[str], image_root: str | None,
-                  cfg: IngestConfig) -> list[InputSummary]:
+                  cfg: IngestConfig, force: bool = False,
+                  downstream: Downstream | None = None) -> list[InputSummary]:
     """Stream ``inputs`` into shard manifests under ``inputs/``; one summary per input.
 
     Every input is checked before anything is written: an image folder that does not exist or
@@ -205,6 +228,11 @@ def ingest_inputs(store: Store, inputs: list[str], image_root: str | None,
         inputs: URLs of JSON/JSONL files or WebDataset tars.
         image_root: folder image paths are relative to (default: each input's folder).
         cfg: ingest settings.
+        force: re-plan inputs ingested before (any earlier version of the same URL) over
+            their earlier shards instead of skipping them (:func:`~mm_assets.core.ingest.
+            reingest.replan_input`); ``summary.retired`` lists earlier shards no longer used.
+        downstream: the commit records to withdraw for replaced shards (default: only
+            ``raw_shards``; the CLI passes every asset downstream of it).
 
     Returns:
         One :class:`InputSummary` per input, in order (``records`` = manifest lines written for
@@ -221,11 +249,13 @@ def ingest_inputs(store: Store, inputs: list[str], image_root: str | None,
         if not fs.isdir(path):
             raise FileNotFoundError(f"image folder {image_root} does not exist")
     with ingest_lock(store, wait_s=cfg.lock_wait_s):
-        return _ingest_locked(store, inputs, image_root, cfg)
+        return _ingest_locked(store, inputs, image_root, cfg, force,
+                              downstream or RAW_ONLY)
 
 
 def _ingest_locked(store: Store, inputs: list[str], image_root: str | None,
-                   cfg: IngestConfig) -> list[InputSummary]:
+                   cfg: IngestConfig, force: bool = False,
+                   downstream: Downstream = RAW_ONLY) -> list[InputSummary]:
     """:func:`ingest_inputs` once the lock is held (reads the state, allocates ids)."""
     planner = _Planner(store, cfg)
     todo: list[tuple[InputSummary, str, JsonShape | None]] = []
@@ -234,7 +264,7 @@ def _ingest_locked(store: Store, inputs: list[str], image_root: str | None,
         fp = _fingerprint(url)
         summary = InputSummary(url, "webdataset", "WebDataset tar")
         summaries.append(summary)
-        if fp in planner.state["ingested"]:
+        if fp in planner.state["ingested"] and not force:
             summary.shape = "already_ingested"
         elif url.endswith(WDS_SUFFIXES):
             todo.append((summary, fp, None))
@@ -244,13 +274,21 @@ def _ingest_locked(store: Store, inputs: list[str], image_root: str | None,
             raise ValueError(f"unsupported input {url!r}: expected .json, .jsonl, .tar or .tgz")
     for summary, fp, shape in todo:
         url = summary.input
-        if shape is None:
-            summary.shards = planner.tar_input(url)
+
+        def plan(summary=summary, url=url, shape=shape) -> None:
+            if shape is None:
+                summary.shards = planner.tar_input(url)
+            else:
+                summary.shape, summary.detail = shape.kind, shape.describe()
+                if shape.kind != "empty":
+                    root = image_root or url.rstrip("/").rsplit("/", 1)[0]
+                    planner.json_input(url, root, shape, summary)
+
+        previous = previous_entries(planner.state, url) if force else {}
+        if previous:
+            replan_input(store, planner, plan, summary, previous, downstream)
         else:
-            summary.shape, summary.detail = shape.kind, shape.describe()
-            if shape.kind != "empty":
-                root = image_root or url.rstrip("/").rsplit("/", 1)[0]
-                planner.json_input(url, root, shape, summary)
+            plan()
         planner.state["ingested"][fp] = summary.shards
         store.write_json(STATE, planner.state)
     return summaries

@@ -162,7 +162,8 @@ def _split_key(raw_key: str, parts: dict[str, bytes], prev: str | None, key_rule
 def _from_tar_group(key: str, parts: dict[str, bytes], source: str, url: str,
                     cfg: RawShardConfig) -> tuple[Sample, list[ImageHashes]]:
     """One WebDataset sample: images by extension, text from ``json`` (LLaVA conversations)
-    or ``txt`` (a caption: one prompted turn with images; a plain document without)."""
+    or ``txt`` (a caption: one prompted turn with images; a plain document without), else
+    the ``caption`` / ``text`` field of a metadata ``json`` (DataComp, img2dataset)."""
     where = f"{url}:{key}"
     video = sorted(e for e in parts if e.rsplit(".", 1)[-1].lower() in VIDEO_EXTS)
     if video:
@@ -175,6 +176,7 @@ def _from_tar_group(key: str, parts: dict[str, bytes], source: str, url: str,
             hashes.append(h)
             images.append(parts[ext])
     turns: list[dict[str, str]] = []
+    caption = None  # DataComp / img2dataset metadata json: its caption (or text) field
     if "json" in parts:
         try:
             obj = json.loads(_text(parts["json"], where))
@@ -185,8 +187,10 @@ def _from_tar_group(key: str, parts: dict[str, bytes], source: str, url: str,
             if rec.reason:
                 raise _Reject(rec.reason, rec.error or "")
             turns = rec.conversations or []
-    if not turns and "txt" in parts:
-        text = _text(parts["txt"], where)
+        elif isinstance(obj, dict) and isinstance(obj.get("caption") or obj.get("text"), str):
+            caption = obj.get("caption") or obj.get("text")  # as pool_assign reads it
+    if not turns and ("txt" in parts or caption):
+        text = _text(parts["txt"], where) if "txt" in parts else caption
         turns = ([{"from": HUMAN, "value": "Describe the image."}] if images else [])
         turns.append({"from": ASSISTANT, "value": text})
         meta["text_kind"] = "caption" if images else "document"

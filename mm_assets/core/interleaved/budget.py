@@ -58,24 +58,48 @@ from mm_assets.core.records import Quarantined
 from mm_assets.core.shards import iter_tar_groups
 
 ASSET_FOLDERS = {"docs": layout.DOCS, "docs_curated": layout.DOCS_CURATED}
+ASSET_ASSETS = {"docs": "interleaved_docs", "docs_curated": "docs_curated"}
 MODALITY = "interleaved"
 #: document-level removal reasons (stage ``removed``); URL-only images and split documents
 #: are image- and part-level facts reported per source
 REMOVALS = ("empty_document", "over_max_doc_tokens", "segment_over_max_doc_tokens")
 
 
+def committed_docs(store, where: str) -> list[str]:
+    """Doc shards of ``docs`` / ``docs_curated`` to read: those with a commit record, which
+    must be every doc shard interleaved_docs committed (a docs_curated shard whose commit was
+    withdrawn because doc_repeats changed is stale, not skipped).
+
+    Raises:
+        UncommittedError: a committed doc shard lacks ``where``'s commit (``run --missing``).
+    """
+    from mm_assets.core.commits import UncommittedError, read_commits
+
+    asset = ASSET_ASSETS[where]
+    want, have = read_commits(store, ASSET_ASSETS["docs"]), read_commits(store, asset)
+    missing = sorted(set(want) - set(have))
+    if missing:
+        raise UncommittedError(
+            f"{asset} is not committed for doc shard(s) {', '.join(missing[:5])}"
+            f"{' …' if len(missing) > 5 else ''} (never built, failed, or stale after "
+            f"doc_repeats changed): `mm-assets run --missing` builds them")
+    return sorted(have)
+
+
 def iter_documents(store, where: str, quarantine: list[Quarantined], name: str
                    ) -> Iterator[Document]:
-    """Documents of ``docs`` / ``docs_curated`` of this root, or of every ``*.tar`` under a
-    folder or fsspec prefix (sorted); a sample the stored form rejects is quarantined
-    (stage ``mixtures``, the :class:`DocumentError` reason) and skipped.
+    """Documents of ``docs`` / ``docs_curated`` of this root (committed shards only, see
+    :func:`committed_docs`), or of every ``*.tar`` under a folder or fsspec prefix (sorted); a
+    sample the stored form rejects is quarantined (stage ``mixtures``, the
+    :class:`DocumentError` reason) and skipped.
 
     Raises:
         FileNotFoundError: the folder or prefix holds no ``.tar`` shard.
+        UncommittedError: see :func:`committed_docs`.
     """
     if where in ASSET_FOLDERS:
-        folder = ASSET_FOLDERS[where]
-        opens = [(layout.entry(folder, n), store.open_read) for n in store.ls(folder, ".tar")]
+        opens = [(layout.shard_tar(ASSET_FOLDERS[where], s), store.open_read)
+                 for s in committed_docs(store, where)]
     else:
         fs, base = fsspec.core.url_to_fs(where)
         opens = [(p, lambda p, fs=fs: fs.open(p, "rb"))

@@ -138,14 +138,21 @@ def write_mint1t_wds(path: Path, docs: list[Document], tiff: bool = True,
 
 
 def parquet_table(docs: list[Document], flavour: str = "obelics"):
-    """The pyarrow table of ``docs`` as OBELICS (``images``, ``metadata``,
-    ``general_metadata``, ``texts``) or MINT-1T HTML (``url``, ``texts``, ``images``,
-    ``metadata``); images as their URLs."""
+    """The pyarrow table of ``docs`` as OBELICS (``images``, ``metadata`` aligned with the
+    positions, ``general_metadata``, ``texts``) or MINT-1T HTML (``url``, ``cc_dump``,
+    ``texts``, ``images``, ``images_metadata`` and ``image_hashes`` in image order, one entry
+    per image, ``metadata`` a string); images as their URLs. The MINT-1T entries' inner
+    fields (``width`` / ``height`` in a JSON string, a hex hash) are our stand-ins: the card
+    does not list them."""
+    import hashlib
+
     import pyarrow as pa
 
-    rows = {"images": [], "texts": [], "metadata": [], "general_metadata": [], "url": []}
+    rows: dict[str, list] = {c: [] for c in ("images", "texts", "metadata", "general_metadata",
+                                             "url", "images_metadata", "image_hashes",
+                                             "html_metadata", "cc_dump")}
     for d in docs:
-        texts, images, metas = [], [], []
+        texts, images, metas, per_image, hashes = [], [], [], [], []
         for s in d.segments:
             if isinstance(s, TextSeg):
                 texts.append(s.text)
@@ -156,15 +163,26 @@ def parquet_table(docs: list[Document], flavour: str = "obelics"):
                 images.append(s.url)
                 metas.append({"src": s.url, "original_width": s.width,
                               "original_height": s.height})
+                per_image.append(json.dumps({"width": s.width, "height": s.height}))
+                hashes.append(hashlib.sha256((s.url or "").encode()).hexdigest())
         rows["images"].append(images)
         rows["texts"].append(texts)
         rows["metadata"].append(json.dumps(metas))
         rows["general_metadata"].append(json.dumps({"url": d.meta.get("url")}))
         rows["url"].append(d.meta.get("url"))
-    cols = (["images", "metadata", "general_metadata", "texts"] if flavour == "obelics"
-            else ["url", "texts", "images", "metadata"])
-    types = {"images": pa.list_(pa.string()), "texts": pa.list_(pa.string())}
-    return pa.table({c: pa.array(rows[c], type=types.get(c, pa.string())) for c in cols})
+        rows["images_metadata"].append(per_image)
+        rows["image_hashes"].append(hashes)
+        rows["html_metadata"].append(json.dumps({"language": "en"}))
+        rows["cc_dump"].append("CC-MAIN-2023-23")
+    if flavour == "obelics":
+        cols = {c: c for c in ("images", "metadata", "general_metadata", "texts")}
+    else:
+        cols = {"url": "url", "cc_dump": "cc_dump", "texts": "texts", "images": "images",
+                "images_metadata": "images_metadata", "image_hashes": "image_hashes",
+                "metadata": "html_metadata"}
+    lists = ("images", "texts", "images_metadata", "image_hashes")
+    return pa.table({c: pa.array(rows[src], type=pa.list_(pa.string()) if src in lists
+                                 else pa.string()) for c, src in cols.items()})
 
 
 def write_parquet(path: Path, docs: list[Document], flavour: str = "obelics",

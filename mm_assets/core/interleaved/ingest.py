@@ -224,6 +224,17 @@ def build_doc_shard(store: Store, shard: str, max_pixels: int = DEFAULT_MAX_PIXE
     return docs, quarantine, counts
 
 
+def image_counts(counts: Counter) -> StageCounts:
+    """The image accounting of :func:`build_doc_shard`'s counter as :class:`StageCounts`:
+    in = ``images_in``, out = ``images_with_bytes + images_url_only``, quarantined = the
+    ``dropped_{reason}`` counts (each counted where its image was decided)."""
+    return StageCounts(counts["images_in"],
+                       counts["images_with_bytes"] + counts["images_url_only"],
+                       quarantined=Counter({k.removeprefix("dropped_"): n
+                                            for k, n in counts.items()
+                                            if k.startswith("dropped_") and n}))
+
+
 def images_reconcile(counts: Counter) -> bool:
     """``images_in == images_with_bytes + images_url_only + images_dropped``."""
     return counts["images_in"] == (counts["images_with_bytes"] + counts["images_url_only"]

@@ -8,11 +8,18 @@ Formats (``--format``), as their dataset cards describe them:
   non-null image, in order: ``width``, ``height``, ``page``, ``sha256``, ``xref``) and
   document fields (``url``, ``pdf_name``, language ids, ...), plus the image bytes: one
   multi-frame ``{key}.tiff`` (frame *j* = the *j*-th non-null image), or one member per image
-  named ``{key}.{image name}.{ext}``. Our own stored shards (``format`` =
+  named ``{key}.{image name}.{ext}`` (or ``{key}.{image name}`` when the name carries its
+  extension, e.g. ``000.jpg``). Our own stored shards (``format`` =
   :data:`~.doc.FORMAT`) read back through :func:`~.doc.from_wds`.
-- ``mint1t-parquet``: MINT-1T HTML Parquet: ``texts`` / ``images`` lists as above with image
-  URLs, ``metadata`` (a JSON string, or list, with one dict per image position and ``null``
-  per text position) and document columns (``url``, ...). Images are URL-only references.
+- ``mint1t-parquet``: MINT-1T HTML Parquet (mlfoundations/MINT-1T-HTML, ``data_v1_1``):
+  position-aligned ``texts`` / ``images`` lists as above with image URLs; per-image columns
+  ``images_metadata`` and ``image_hashes`` listed in image order (one entry per non-null
+  image, *not* per position); ``metadata`` (a string since the card's "cast-metadata-as-str"
+  revision) and document columns (``url``, ``cc_dump``, ...). The card gives no field list;
+  these names come from code that reads the published shards (see :func:`mint1t_html_doc`).
+  Per-image entries are attached to their image only when the list has exactly one entry per
+  image; otherwise the column is kept whole in the document's metadata (never zipped by
+  position). Images are URL-only references. (Parquet rows: :mod:`.parquet`.)
 - ``obelics``: OBELICS Parquet (HuggingFaceM4/OBELICS card): ``images`` / ``texts`` lists of
   equal length where exactly one element per index is non-null, images as URLs;
   ``metadata`` a JSON string of a list aligned with them; ``general_metadata`` a JSON string
@@ -162,6 +169,8 @@ def mint1t_wds_doc(tar_key: str, parts: dict[str, bytes], slug: str, index: int)
             raise DocumentError("bad_tiff", f"sample {tar_key}: {e}") from e
 
     def image_data(j: int, name: str) -> tuple[bytes | None, str]:
+        if "." in name and name in parts:  # ``images`` names the member with its extension
+            return parts[name], name.rsplit(".", 1)[1].lower()
         for ext, data in parts.items():
             if ext.startswith(name + ".") and ext.count(".") == name.count(".") + 1:
                 return data, ext.rsplit(".", 1)[1]
@@ -210,45 +219,6 @@ def guard_record(index: int, location: str, make) -> Record:
     return Record(index, doc, location=location)
 
 
-def parquet_doc(row: dict[str, Any], slug: str, index: int) -> Document:
-    """One OBELICS / MINT-1T HTML row as a document (images are URL-only references).
-
-    Raises:
-        DocumentError: ``misaligned`` / ``bad_text``.
-    """
-    metas = _json_value(row.get("metadata"))
-    segments = aligned_segments(row.get("texts"), row.get("images"), metas)
-    meta: dict[str, Any] = {}
-    for k, v in row.items():
-        if k in ("texts", "images", "metadata"):
-            continue
-        meta[k] = _json_value(v) if k == "general_metadata" else v
-    return Document(make_key(slug, index, None), slug, segments, meta)
-
-
-def iter_parquet(f: IO[bytes], slug: str, start: int = 0, stop: int | None = None
-                 ) -> Iterator[Record]:
-    """Records ``start .. stop-1`` of an OBELICS / MINT-1T HTML Parquet file (whole record
-    batches before ``start`` are skipped without converting them to Python)."""
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(f)
-    base = 0
-    for batch in pf.iter_batches(batch_size=PARQUET_BATCH):
-        n = batch.num_rows
-        if base + n <= start:
-            base += n
-            continue
-        if stop is not None and base >= stop:
-            return
-        for off, row in enumerate(batch.to_pylist()):
-            i = base + off
-            if i < start or (stop is not None and i >= stop):
-                continue
-            yield guard_record(i, f"{slug}:{i}", lambda r=row, i=i: parquet_doc(r, slug, i))
-        base += n
-
-
 def iter_records(fmt: str, f: IO[bytes], slug: str, image_root: str | None = None,
                  start: int = 0, stop: int | None = None) -> Iterator[Record]:
     """Records ``start .. stop-1`` of one input in format ``fmt`` (see module docstring).
@@ -263,7 +233,10 @@ def iter_records(fmt: str, f: IO[bytes], slug: str, image_root: str | None = Non
             if rec.index >= start:
                 yield rec
     elif fmt in ("mint1t-parquet", "obelics"):
-        yield from iter_parquet(f, slug, start, stop)
+        from mm_assets.core.interleaved.parquet import iter_parquet, mint1t_html_doc, parquet_doc
+
+        yield from iter_parquet(f, slug, start, stop,
+                                mint1t_html_doc if fmt == "mint1t-parquet" else parquet_doc)
     elif fmt == "mmc4":
         from mm_assets.core.interleaved.mmc4 import iter_jsonl
 

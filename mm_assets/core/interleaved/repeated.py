@@ -13,7 +13,10 @@ every document; the other segments keep their order.
 
 Duplicate documents: same :func:`~.hashes.doc_hash`; the smallest key is kept.
 
-Memory: the image and document tables of the whole corpus (~100 B per image row).
+Memory: :func:`repeated_images` and :func:`duplicate_documents` hold the image and document
+tables of the whole corpus (~100 B per image row); :func:`removals_by_shard` splits their
+removals per doc shard, so curating one shard (:func:`apply_policies`) needs only that shard's
+documents and removal rows.
 """
 
 from __future__ import annotations
@@ -136,6 +139,42 @@ def duplicate_documents(docs: pl.DataFrame, cfg: RepeatConfig) -> pl.DataFrame:
                    pl.col("group_size").cast(pl.Int32), "representative", "action")
            .sort("group_id", "key"))
     return out
+
+
+def removals_by_shard(rows: pl.DataFrame, dups: pl.DataFrame, key_shard: pl.DataFrame
+                      ) -> dict[str, pl.DataFrame]:
+    """The policies' removals split per doc shard, for ``docs_curated`` to read only its own.
+
+    Args:
+        rows: :data:`~mm_assets.core.schemas.DOC_REPEAT_IMAGES` (:func:`repeated_images`).
+        dups: :data:`~mm_assets.core.schemas.DOC_DUPLICATES` (:func:`duplicate_documents`).
+        key_shard: ``(key, shard)`` of every document of the corpus.
+
+    Returns:
+        ``shard -> DOC_DECISIONS rows`` (status ``removed``) sorted by (key, pos): one per image
+        to drop (``repeated_image``, its position) and one per duplicate document to remove
+        (``duplicate_document``, pos -1); every shard of ``key_shard`` is present (empty when
+        nothing of it is removed).
+
+    Raises:
+        ValueError: a removal names a key that ``key_shard`` does not have.
+    """
+    imgs = rows.filter(pl.col("action") == DROP).select(
+        "key", pl.col("pos").cast(pl.Int32), status=pl.lit("removed"),
+        reason=pl.lit("repeated_image"))
+    docs = dups.filter(pl.col("action") == REMOVE).select(
+        "key", pos=pl.lit(-1, pl.Int32), status=pl.lit("removed"),
+        reason=pl.lit("duplicate_document"))
+    both = pl.concat([imgs, docs]).join(key_shard, on="key", how="left")
+    lost = both.filter(pl.col("shard").is_null())
+    if lost.height:
+        raise ValueError(f"{lost.height} removal(s) name keys of no doc shard, e.g. "
+                         f"{lost['key'][0]!r}")
+    parts = {s: df.drop("shard").sort("key", "pos")
+             for (s,), df in both.partition_by("shard", as_dict=True).items()}
+    empty = pl.DataFrame(schema=schemas.DOC_DECISIONS)
+    return {s: parts.get(s, empty).select(list(schemas.DOC_DECISIONS))
+            for s in key_shard["shard"].unique().sort().to_list()}
 
 
 def apply_policies(doc: Document, drop_pos: set[int], remove_reason: str | None

@@ -195,6 +195,27 @@ def image_tokens(width: int, height: int, scheme: str = "fixed", **params) -> in
     return _tokens(width, height, scheme, tuple(sorted(params.items())))
 
 
+def min_image_tokens(scheme: str) -> int:
+    """A lower bound, reached by some image, of the tokens any one image takes under
+    ``scheme`` (default parameters): ``fixed`` 729; ``anyres_max_K`` 730 (the multi-image
+    rule; alone an image takes 729 + its tile map + rows > 730); ``naflex_N``
+    ``min(49, N // 4 + 1)``: an image that fits at the search's largest scale (100) is at
+    least 7 × 7 patches (1 × 1 px reaches it), else the search stops at ``a · b ≤ N`` patches
+    with ``(a+1)(b+1) > N`` at the next step, and ``(a+1)(b+1) ≤ 4ab``, so ``a · b > N / 4``.
+    A ``max_doc_tokens`` below it fits no image at all.
+
+    Raises:
+        ValueError: unknown or retired scheme.
+    """
+    check_scheme(scheme)
+    if scheme == "fixed":
+        return FIXED_TOKENS
+    if _ANYRES.match(scheme):
+        return SIGLIP_SIDE * SIGLIP_SIDE + 1
+    n = int(_NAFLEX.match(scheme).group(1))
+    return min(49, n // 4 + 1)
+
+
 def sample_image_tokens(sizes: Iterable[tuple[int, int]], scheme: str) -> int:
     """Image tokens of one sample or document holding images of ``sizes`` ((w, h) px):
     AnyRes uses its multi-image rule (730 each) when there are ≥ 2 images.

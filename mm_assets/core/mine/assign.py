@@ -9,9 +9,15 @@ Outcomes (stage ``pool_assign``):
 - quarantined, with its reason: ``missing_image``, ``missing_caption`` (no txt and no caption
   field), ``empty_caption`` (whitespace only), ``bad_caption`` (not UTF-8 / bad JSON),
   ``duplicate_key`` (a WebDataset key seen twice in the shard), the decoder's reason
-  (``corrupt_image``, ``truncated_image``, ``decompression_bomb``, ``empty_image``,
-  ``zero_size_image``), and ``truncated_tar`` (one record for an archive that ends early;
-  what came before it is kept). ``n_in = n_out + n_quarantined``.
+  (``corrupt_image``: no decoder reads it, garbage after a JPEG marker included;
+  ``truncated_image``: the header parsed but the data ends early; ``decompression_bomb``,
+  ``empty_image``, ``zero_size_image``), ``truncated_tar`` (one record for an archive that
+  ends early; what came before it is kept) and ``not_a_tar`` (one record for a file whose
+  first block is no tar header: nothing was read). ``n_in = n_out + n_quarantined``.
+
+Each row records its sample's byte span in the tar (``span_start``, ``span_end``:
+:func:`~mm_assets.core.shards.iter_tar_spans`), so ``mined`` reads only the selected samples
+(range reads, also on object stores) instead of the shard up to its last selected sample.
 
 Hashes are those of ``image_hashes`` (:func:`~mm_assets.core.dedup.hashing.hash_image`:
 xxh3-128 of the bytes, xxh3-128 of the normalised pixels, pHash and mirrored pHash), so a pool
@@ -38,6 +44,7 @@ vectors of the candidates it keeps, never images or all vectors at once.
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 import time
@@ -54,7 +61,7 @@ from mm_assets.core.ingest.images import DEFAULT_MAX_PIXELS
 from mm_assets.core.mine import STAGE
 from mm_assets.core.records import Quarantined, StageCounts
 from mm_assets.core.semantic.embed import embed_images
-from mm_assets.core.shards import iter_tar_groups
+from mm_assets.core.shards import iter_tar_spans
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
@@ -174,10 +181,42 @@ def _caption(parts: dict[str, bytes]) -> tuple[str | None, str | None]:
     return (text.strip(), None) if text.strip() else (None, "empty_caption")
 
 
+def _tar_head_reason(url: str) -> str:
+    """``not_a_tar`` when the file's first 512-byte block is no tar header (checksum and
+    ustar/GNU magic), else ``truncated_tar``."""
+    with fsspec.open(url, "rb") as f:
+        head = f.read(tarfile.BLOCKSIZE)
+    if len(head) == tarfile.BLOCKSIZE:
+        try:
+            tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+            return "truncated_tar"
+        except tarfile.HeaderError:
+            return "not_a_tar"
+    return "truncated_tar" if head[257:262] == b"ustar" else "not_a_tar"
+
+
+def decoder_reason(data: bytes, reason: str) -> str:
+    """The decoder's quarantine reason for undecodable ``data``: Pillow reports garbage after a
+    JPEG start marker as a truncated file ("Truncated File Read" while parsing markers);
+    ``truncated_image`` is kept only when the header parsed (a real image cut short), anything
+    else is ``corrupt_image`` (what corpus ingest names bytes no decoder reads)."""
+    if reason != "truncated_image":
+        return reason
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)):
+            return reason
+    except (OSError, ValueError, SyntaxError):  # Pillow: UnidentifiedImageError is an OSError
+        return "corrupt_image"
+
+
 def read_pool_shard(url: str, pool: str, stem: str, quarantined: list[Quarantined]):
-    """Yield ``(wds_key, image bytes, caption)`` of the usable samples of one shard (one pass,
-    one sample in memory); unusable ones go to ``quarantined``."""
+    """Yield ``(wds_key, image bytes, caption, (span_start, span_end) | None)`` of the usable
+    samples of one shard (one pass, one sample in memory); unusable ones go to
+    ``quarantined``."""
     seen: set[str] = set()
+    read_any = False
 
     def bad(wds_key: str, reason: str, error: str) -> None:
         quarantined.append(Quarantined(f"{pool}/{stem}/{wds_key}", STAGE, reason, error,
@@ -185,7 +224,8 @@ def read_pool_shard(url: str, pool: str, stem: str, quarantined: list[Quarantine
 
     try:
         with fsspec.open(url, "rb") as f:
-            for wds_key, parts in iter_tar_groups(f):
+            for wds_key, parts, span in iter_tar_spans(f):
+                read_any = True
                 if wds_key in seen:
                     bad(wds_key, "duplicate_key", f"key {wds_key!r} appears twice")
                     continue
@@ -200,9 +240,10 @@ def read_pool_shard(url: str, pool: str, stem: str, quarantined: list[Quarantine
                 if reason:
                     bad(wds_key, reason, f"members: {sorted(parts)}")
                     continue
-                yield wds_key, parts[ext], caption
+                yield wds_key, parts[ext], caption, span
     except (tarfile.TarError, EOFError, OSError) as e:
-        bad("_tail", "truncated_tar", f"{type(e).__name__}: {e}")
+        reason = "truncated_tar" if read_any else _tar_head_reason(url)
+        bad("_tail" if read_any else "_file", reason, f"{type(e).__name__}: {e}")
 
 
 def _bad(pool: str, stem: str, url: str, wds_key: str, reason: str, error: str) -> Quarantined:
@@ -254,9 +295,10 @@ def process_pool_shard(url: str, pool: str, stem: str, encoder, index, cfg: Assi
             t["read_hash_s"] += time.perf_counter() - t0
             break
         hashed = [(c, hash_image(c[1], cfg.max_pixels)) for c in chunk]
-        for (wds_key, _, _), h in hashed:
+        for (wds_key, data, _, _), h in hashed:
             if h.error is not None:
-                quarantined.append(_bad(pool, stem, url, wds_key, h.error, "failed to decode"))
+                quarantined.append(_bad(pool, stem, url, wds_key, decoder_reason(data, h.error),
+                                        "failed to decode"))
         hashed = [(c, h) for c, h in hashed if h.error is None]
         t1 = time.perf_counter()
         v, errors = embed_images([c[1] for c, _ in hashed], encoder, batch_size, num_workers,
@@ -264,7 +306,7 @@ def process_pool_shard(url: str, pool: str, stem: str, encoder, index, cfg: Assi
         t["embed_s"] += time.perf_counter() - t1
         t["read_hash_s"] += t1 - t0
         good = iter(range(len(v)))
-        for ((wds_key, _, caption), h), err in zip(hashed, errors, strict=True):
+        for ((wds_key, _, caption, span), h), err in zip(hashed, errors, strict=True):
             if err:
                 quarantined.append(_bad(pool, stem, url, wds_key, err,
                                         "failed to decode for embedding"))
@@ -274,18 +316,19 @@ def process_pool_shard(url: str, pool: str, stem: str, encoder, index, cfg: Assi
                          "wds_key": wds_key, "caption": caption, "bytes_hash": h.bytes_hash,
                          "pixel_hash": h.pixel_hash, "phash": h.phash,
                          "phash_flip": h.phash_flip, "width": h.width, "height": h.height,
-                         "row": len(rows)})
+                         "row": len(rows), "span_start": span[0] if span else None,
+                         "span_end": span[1] if span else None})
     x = (np.stack(vecs) if vecs else np.zeros((0, encoder.dim), np.float32))
     x = (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float16)
     t0 = time.perf_counter()
     cluster, sim, cluster2, sim2 = assign_vectors(x, index, cfg.block_rows)
     t["assign_s"] = time.perf_counter() - t0
-    base = pl.DataFrame(rows, schema={c: schemas.POOL_ASSIGN[c] for c in list(
-        schemas.POOL_ASSIGN)[:12]})
+    cols = list(schemas.POOL_ASSIGN)
+    base = pl.DataFrame(rows, schema={c: schemas.POOL_ASSIGN[c] for c in cols[:12] + cols[16:]})
     table = base.with_columns(pl.Series("cluster", cluster, pl.Int32),
                               pl.Series("sim", sim, pl.Float32),
                               pl.Series("cluster2", cluster2, pl.Int32),
-                              pl.Series("sim2", sim2, pl.Float32))
+                              pl.Series("sim2", sim2, pl.Float32)).select(cols)
     counts = StageCounts(table.height + len(quarantined), table.height,
                          quarantined=Counter(q.reason for q in quarantined))
     return PoolShardResult(table, x, quarantined, counts,

@@ -201,3 +201,27 @@ def shard_url(store: Store, pool: str, stem: str) -> str:
 def all_partition_keys(store: Store) -> list[str]:
     """``pool_shards`` partition keys of every shard of every registered pool."""
     return [partition_key(p, s) for p in pool_names(store) for s in load_pool(store, p).shards()]
+
+
+def parse_pool_spec(spec: str, known: list[str]) -> list[str]:
+    """``pool_shards`` keys from ``NAME__stem`` keys, globs (``dc__0000*``, ``dc__*``), pool
+    names (every shard of that pool) or ``all``, comma-separated, checked against ``known``.
+
+    Raises:
+        PoolError: a part matches no known pool shard (the message names the pools).
+    """
+    import fnmatch
+
+    if spec.strip() in ("", "all", "*"):
+        return list(known)
+    wanted: list[str] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        pattern = part if SEP in part or any(c in part for c in "*?[") else f"{part}{SEP}*"
+        hits = fnmatch.filter(known, pattern)
+        if not hits:
+            pools = sorted({k.split(SEP, 1)[0] for k in known})
+            raise PoolError(f"unknown pool shard {part!r}: no registered pool shard matches "
+                            f"(pools: {', '.join(pools) or 'none'}; keys are NAME{SEP}STEM, "
+                            f"e.g. {known[0] if known else f'dc{SEP}00000000'})")
+        wanted.extend(hits)
+    return list(dict.fromkeys(wanted))

@@ -114,3 +114,25 @@ def stale_shards(store: Store, pool: str) -> list[str]:
     now = file_digest(store, CENTROIDS)
     return [s for s in assigned_shards(store, pool)
             if read_sidecar(store, pool, s)["centroids"]["digest"] != now]
+
+
+SPANS = schemas.subset(schemas.POOL_ASSIGN, "span_start", "span_end")
+
+
+def read_assign_table(store: Store, pool: str, stem: str, schema: dict) -> pl.DataFrame:
+    """The ``schema`` columns (a subset of :data:`~mm_assets.core.schemas.POOL_ASSIGN`) of one
+    shard's assignment table. A table written before byte spans were recorded gets null
+    ``span_start`` / ``span_end`` (``mined`` then scans that pool shard; re-materialize
+    pool_assign to record them).
+
+    Raises:
+        mm_assets.core.schemas.SchemaError: a column is missing (spans excepted) or of another
+            dtype.
+    """
+    rel = layout.pool_assign(pool, stem)
+    df = store.read_table(rel, {c: t for c, t in schema.items() if c not in SPANS})
+    have = {c: t for c, t in SPANS.items() if c in schema and c in df.columns}
+    schemas.check_schema(have, df.schema, store.url(rel))
+    missing = [pl.lit(None, t).alias(c) for c, t in SPANS.items()
+               if c in schema and c not in have]
+    return df.with_columns(missing).select(list(schema))

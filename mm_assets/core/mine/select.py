@@ -44,6 +44,7 @@ import xxhash
 from mm_assets.core import layout, schemas
 from mm_assets.core.commits import committed
 from mm_assets.core.mine import select_dups as dups
+from mm_assets.core.mine.pool_shard import read_assign_table
 from mm_assets.core.mine.recipe import MiningRecipe, targets
 from mm_assets.core.mine.select_filters import apply_filters, language_filter
 from mm_assets.core.records import StageCounts
@@ -52,7 +53,7 @@ from mm_assets.core.storage import Store
 POOL_STAGE = "pool_assign"
 READ = schemas.subset(schemas.POOL_ASSIGN, "key", "pool", "shard", "wds_key", "caption",
                       "bytes_hash", "pixel_hash", "phash", "phash_flip", "row", "cluster",
-                      "sim", "cluster2", "sim2")
+                      "sim", "cluster2", "sim2", "span_start", "span_end")
 FILTER_REASONS = ("low_sim", "low_margin", "caption_length", "caption_language")
 DUP_REASONS = ("dup_corpus_exact", "dup_corpus_phash", "dup_corpus_cosine",
                "dup_mined_exact", "dup_mined_phash", "dup_mined_cosine")
@@ -181,7 +182,7 @@ def _scan(store, tables, r: MiningRecipe, tallies, need: dict[int, int], floor: 
                       schema={"cluster": pl.Int32, "k": pl.Int64, "floor": pl.Int64})
     kept, seen = None, Counter()
     for pool, stem in tables:
-        df = store.read_table(layout.pool_assign(pool, stem), READ).select(list(READ))
+        df = read_assign_table(store, pool, stem, READ)
         if first:
             counts.n_in += df.height
             inside = df["cluster"].is_in(list(tallies))
@@ -237,6 +238,7 @@ def select(store: Store, r: MiningRecipe, oversample: float = 2.0, max_rounds: i
         else []
     emb_shards = committed(store, "embeddings") if d.cosine is not None else []
     clusters = dups.corpus_clusters(store) if r.dedup.cosine is not None else None
+    cents = dups.image_centroids(store) if r.dedup.cosine is not None else None
     taken = pl.DataFrame()
     taken_vecs = np.zeros((0, 0), np.float32)
     floor: dict[int, int] = {}
@@ -251,8 +253,8 @@ def select(store: Store, r: MiningRecipe, oversample: float = 2.0, max_rounds: i
         kept = language_filter(kept, r, tallies)  # each kept row checked once
         vecs = _vectors(store, kept) if r.dedup.cosine is not None else \
             np.zeros((kept.height, 0), np.float32)
-        flags = _corpus_flags(store, r, kept, vecs, hash_shards, emb_shards, clusters)
-        new, new_vecs = _greedy(r, kept, vecs, flags, taken, taken_vecs, tallies, need)
+        flags = _corpus_flags(store, r, kept, vecs, hash_shards, emb_shards, clusters, cents)
+        new, new_vecs = _greedy(r, kept, vecs, flags, taken, taken_vecs, tallies, need, cents)
         taken = new if taken.is_empty() else pl.concat([taken, new])
         taken_vecs = new_vecs if taken_vecs.size == 0 else np.vstack([taken_vecs, new_vecs])
         pending = {}
@@ -291,8 +293,8 @@ def _vectors(store: Store, kept: pl.DataFrame) -> np.ndarray:
     return out
 
 
-def _corpus_flags(store, r: MiningRecipe, kept, vecs, hash_shards, emb_shards, clusters
-                  ) -> dict[str, np.ndarray]:
+def _corpus_flags(store, r: MiningRecipe, kept, vecs, hash_shards, emb_shards, clusters,
+                  cents) -> dict[str, np.ndarray]:
     n = kept.height
     flags = {w: np.zeros(n, bool) for w in ("dup_corpus_exact", "dup_corpus_phash",
                                             "dup_corpus_cosine")}
@@ -309,8 +311,8 @@ def _corpus_flags(store, r: MiningRecipe, kept, vecs, hash_shards, emb_shards, c
                                                       r.dedup.phash_radius)
     if r.dedup.cosine is not None:
         flags["dup_corpus_cosine"] = dups.corpus_cosine(
-            store, emb_shards, clusters, vecs, kept["cluster"].to_numpy(),
-            kept["cluster2"].fill_null(-1).to_numpy(), r.dedup.cosine)
+            store, emb_shards, clusters, vecs,
+            dups.nearest_clusters(vecs, cents, r.dedup.cosine_clusters), r.dedup.cosine)
     return flags
 
 
@@ -321,7 +323,7 @@ def _phashes(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _greedy(r: MiningRecipe, kept: pl.DataFrame, vecs, flags, taken: pl.DataFrame,
-            taken_vecs, tallies, need) -> tuple[pl.DataFrame, np.ndarray]:
+            taken_vecs, tallies, need, cents) -> tuple[pl.DataFrame, np.ndarray]:
     """Take rows in priority order (see the module doc); returns the rows taken this round."""
     t = taken.height
     both = kept if t == 0 else pl.concat([taken, kept])
@@ -333,8 +335,8 @@ def _greedy(r: MiningRecipe, kept: pl.DataFrame, vecs, flags, taken: pl.DataFram
             partners["dup_mined_phash"].setdefault(a, []).append(b)
             partners["dup_mined_phash"].setdefault(b, []).append(a)
     if r.dedup.cosine is not None and allv.size:
-        for a, b in dups.cosine_pairs(allv, both["cluster"].to_numpy(),
-                                      both["cluster2"].fill_null(-1).to_numpy(), r.dedup.cosine):
+        near = dups.nearest_clusters(allv, cents, r.dedup.cosine_clusters)
+        for a, b in dups.cosine_pairs(allv, near, r.dedup.cosine):
             partners["dup_mined_cosine"].setdefault(a, []).append(b)
             partners["dup_mined_cosine"].setdefault(b, []).append(a)
     accepted = set(range(t))

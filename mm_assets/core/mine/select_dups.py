@@ -7,10 +7,11 @@ the candidates themselves. Used by :mod:`.select`; no Dagster.
 - perceptual: pHash within a Hamming radius, the candidate's pHash and its mirror's against
   the corpus pHashes (:func:`mm_assets.core.dedup.hamming.radius_pairs`, multi-index hashing).
 - semantic: cosine of the L2-normalised image embeddings at or above a threshold, per cluster:
-  a candidate is compared with the corpus images of its nearest and second-nearest centroid's
-  clusters (the corpus vectors are read one embeddings shard at a time, memory-mapped, and
-  only the rows of those clusters are multiplied) — as SemDeDup compares within clusters
-  (Abbas et al., "SemDeDup", 2023, arXiv:2303.09540).
+  a candidate is compared with the corpus images of its ``m`` nearest centroids' clusters
+  (:func:`nearest_clusters`, recipe ``dedup.cosine_clusters``; the corpus vectors are read one
+  embeddings shard at a time, memory-mapped, and only the rows of those clusters are
+  multiplied) — as SemDeDup compares within clusters (Abbas et al., "SemDeDup", 2023,
+  arXiv:2303.09540); a near duplicate can sit across a cluster border, hence more than one.
 
 Memory: the candidates' hashes and vectors (C × (D × 4 + ~120) bytes), one corpus shard's
 hash table and one shard's vectors at a time, and the corpus (key, cluster) table of the
@@ -97,31 +98,48 @@ def load_vectors(store: Store, rel: str) -> np.ndarray:
     return store.read_npy(rel)
 
 
-def buckets(cluster: np.ndarray, cluster2: np.ndarray) -> dict[int, np.ndarray]:
-    """Rows per cluster id, a row in its nearest and its second-nearest cluster (-1: none)."""
+def image_centroids(store: Store) -> np.ndarray:
+    """(K, D) float32 L2-normalised corpus image centroids (``clusters/centroids_image.npy``)."""
+    c = np.array(store.read_npy(layout.centroids("image")), np.float32)
+    return c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+
+
+def nearest_clusters(vecs: np.ndarray, cents: np.ndarray, m: int) -> np.ndarray:
+    """(C, min(m, K)) int64: the ids of each row's ``m`` nearest centroids (cosine; exact,
+    a (C, K) float32 product: 4·C·K bytes)."""
+    m = min(m, cents.shape[0])
+    if vecs.shape[0] == 0:
+        return np.zeros((0, m), np.int64)
+    sims = vecs @ cents.T
+    return np.argpartition(-sims, m - 1, axis=1)[:, :m] if m < cents.shape[0] else \
+        np.broadcast_to(np.arange(m), (vecs.shape[0], m))
+
+
+def buckets(near: np.ndarray) -> dict[int, np.ndarray]:
+    """Rows per cluster id, a row in each of its clusters (``near``: (C, m), -1: none)."""
     out: dict[int, list[np.ndarray]] = {}
-    for col in (cluster, cluster2):
+    for col in near.T:
         for c in np.unique(col[col >= 0]):
             out.setdefault(int(c), []).append(np.flatnonzero(col == c))
     return {c: np.unique(np.concatenate(v)) for c, v in out.items()}
 
 
 def corpus_cosine(store: Store, shards: list[str], clusters: pl.DataFrame, vecs: np.ndarray,
-                  cluster: np.ndarray, cluster2: np.ndarray, threshold: float) -> np.ndarray:
-    """(C,) bool: some corpus image of the candidate's cluster or second cluster has cosine
-    >= ``threshold`` with it.
+                  near: np.ndarray, threshold: float) -> np.ndarray:
+    """(C,) bool: some corpus image of one of the candidate's clusters has cosine >=
+    ``threshold`` with it.
 
     Args:
         clusters: :func:`corpus_clusters`.
         vecs: (C, D) float32 L2-normalised candidate vectors.
-        cluster, cluster2: (C,) int32 nearest and second-nearest centroid (-1: none).
+        near: (C, m) cluster ids per candidate (:func:`nearest_clusters`; -1: none).
 
     Raises:
         ValueError: the corpus vectors have another dimension than the pool's.
     """
     c, d = vecs.shape
     hit = np.zeros(c, bool)
-    by = buckets(cluster, cluster2)
+    by = buckets(near)
     off = 0
     for shard in shards:
         keys = store.read_table(layout.embedding_keys(shard, "image"), schemas.EMBEDDING_KEYS)
@@ -158,12 +176,13 @@ def mined_pairs(ph: np.ndarray, flip: np.ndarray, valid: np.ndarray, radius: int
     return list(zip(a[keep].tolist(), b[keep].tolist(), strict=True))
 
 
-def cosine_pairs(vecs: np.ndarray, cluster: np.ndarray, cluster2: np.ndarray,
-                 threshold: float) -> list[tuple[int, int]]:
-    """Pairs ``(i, j)``, i < j, of candidates sharing a cluster bucket with cosine >=
-    ``threshold`` (per bucket a (m, m) float32 product: memory m² × 4 bytes)."""
+def cosine_pairs(vecs: np.ndarray, near: np.ndarray, threshold: float
+                 ) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)``, i < j, of candidates sharing a cluster bucket (``near``, as
+    :func:`corpus_cosine`) with cosine >= ``threshold`` (per bucket of n rows an (n, n)
+    float32 product: memory n² × 4 bytes)."""
     out: set[tuple[int, int]] = set()
-    for rows in buckets(cluster, cluster2).values():
+    for rows in buckets(near).values():
         if rows.size < 2:
             continue
         s = vecs[rows] @ vecs[rows].T

@@ -164,9 +164,12 @@ def collect(store: Store, recipe: Recipe, clusters: dict[str, str], count_tokens
                     recipe.min_answer_tokens:
                 removed["filtered_min_answer_tokens"] += 1
                 continue
+            cluster = clusters.get(s.key) or (  # a mined image carries its corpus cluster
+                f"image:{s.metadata['cluster']}" if spec.mined and "cluster" in s.metadata
+                else "none")
             try:
-                out.cands[key] = candidate(s, clusters.get(s.key, "none"), count_tokens,
-                                           spec.name, key, recipe.token_scheme)
+                out.cands[key] = candidate(s, cluster, count_tokens, spec.name, key,
+                                           recipe.token_scheme)
             except ValueError:
                 removed["unreadable_image_size"] += 1
         out.counts.n_in += removed["exact_duplicate"] - dropped  # read, then removed

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import yaml
 
-from mm_assets.core.interleaved.tokens import check_scheme
+from mm_assets.core.interleaved.tokens import check_scheme, min_image_tokens
 
 SOURCES = ("raw", "exact_dedup", "curated", "merged", "rephrased")
 MODALITIES = ("text", "multimodal", "interleaved")
@@ -211,6 +211,12 @@ class Recipe:
                                                 self.max_doc_tokens <= 0):
             raise RecipeError(f"max_doc_tokens: must be a positive integer, "
                               f"got {self.max_doc_tokens!r}")
+        if self.max_doc_tokens is not None and any(s.interleaved for s in self.sources) and \
+                self.max_doc_tokens < min_image_tokens(self.token_scheme):  # fits no image
+            raise RecipeError(f"max_doc_tokens: {self.max_doc_tokens} is below the smallest "
+                              f"image cost under {self.token_scheme} "
+                              f"({min_image_tokens(self.token_scheme)} tokens): every document "
+                              f"with an image would be removed")
         if self.doc_overflow not in ("split", "drop"):
             raise RecipeError(f"doc_overflow: split or drop, got {self.doc_overflow!r}")
         if self.ratio_by not in ("samples", "tokens"):

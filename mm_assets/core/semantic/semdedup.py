@@ -23,6 +23,7 @@ image removals against the generator's known copies, with and without confirmati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -234,20 +235,28 @@ def semdedup_space(x: np.ndarray, assign: np.ndarray, distance: np.ndarray,
     return finish_space(scores, partner, assign, unique, cfg, phashes)
 
 
+PhashLookup = Callable[[np.ndarray], dict[int, list[int]]]
+"""positions (ascending int64) -> ``{position: pHashes of its images}`` for just those points."""
+
+
 def finish_space(scores: np.ndarray, partner: np.ndarray, assign: np.ndarray,
                  unique: np.ndarray, cfg: SemDedupConfig,
-                 phashes: list[list[int]] | None = None) -> SpaceResult:
+                 phashes: list[list[int]] | PhashLookup | None = None) -> SpaceResult:
     """ε, duplicates and pHash confirmation from one space's scores (however computed: all
     at once here, or one cluster range at a time in :mod:`.semdedup_ranges`).
 
     Args:
         scores: (N,) float32, NaN where not ``unique``; partner: (N,) int64 (-1: none).
-        assign: (N,) cluster ids; unique: (N,) bool; cfg, phashes: as in
-            :func:`semdedup_space`.
+        assign: (N,) cluster ids; unique: (N,) bool; cfg: as in :func:`semdedup_space`.
+        phashes: the image space's pHashes: a list of N entries as in
+            :func:`semdedup_space`, or a :data:`PhashLookup` called once with only the points
+            that need confirmation (duplicates in dense clusters and their partners), so the
+            caller loads pHashes for those alone (memory ≈ 100 B per such point instead of per
+            point). ``None``: the text space.
     """
     n = len(scores)
     image = phashes is not None
-    if image and len(phashes) != n:
+    if image and not callable(phashes) and len(phashes) != n:
         raise ValueError(f"phashes must have {n} entries, got {len(phashes)}")
     if image and cfg.target_fraction is None and cfg.image_epsilon is not None:
         eps = float(cfg.image_epsilon)
@@ -259,7 +268,10 @@ def finish_space(scores: np.ndarray, partner: np.ndarray, assign: np.ndarray,
     unconfirmed = np.zeros(n, dtype=bool)
     if image and cfg.dense_median is not None:
         dense = dense_clusters(scores, assign, unique, cfg.dense_median)
-        for i in np.flatnonzero(dup & np.isin(assign, dense)):
+        check = np.flatnonzero(dup & np.isin(assign, dense))
+        if callable(phashes):  # load only what is compared
+            phashes = phashes(np.unique(np.concatenate([check, partner[check]])))
+        for i in check:
             if not phash_close(phashes[i], phashes[partner[i]], cfg.phash_bits):
                 dup[i], unconfirmed[i] = False, True
     return SpaceResult(scores, dup, eps, int(unique.sum()), partner, dense, unconfirmed)

@@ -16,11 +16,13 @@ decisions and the pHash confirmation of dense clusters come from the same
 :func:`~mm_assets.core.semantic.semdedup.finish_space` (``tests/core/semantic/
 test_semdedup_ranges.py`` compares with both earlier implementations).
 
-A job needs nothing but the store and its own arrays, so ranges run in any process:
-:func:`semdedup_ranges` runs them in ``workers`` processes forked from a forkserver that
-imported this module once (:func:`mm_assets.core.parallel.map_shards`, which also carries the
-caller's fsspec settings, e.g. an S3 endpoint, into the workers), or in this one. No vector
-is copied to a temporary file and no process ever holds more than one range.
+A job needs nothing but the store and its own arrays, so ranges run in any process: the graph
+stores each job and runs it as a Dagster partition of its own (:mod:`.semdedup_plan`, assets
+``semdedup_plan`` / ``semdedup_range`` / ``semdedup``); :func:`semdedup_ranges` runs them in
+``workers`` processes forked from a forkserver that imported this module once
+(:func:`mm_assets.core.parallel.map_shards`, which also carries the caller's fsspec settings,
+e.g. an S3 endpoint, into the workers), or in this one (benchmarks, tests). No vector is copied
+to a temporary file and no process ever holds more than one range.
 
 Memory model (N points of the space, U unique, D dims, range budget R bytes):
 - the coordinator: cluster id 4 B + distance 4 B + unique 1 B + score 4 B + partner 8 B

@@ -13,13 +13,15 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
+from mm_assets.core import layout
+from mm_assets.core.commits import write_commit
 from mm_assets.core.interleaved.budget import budget_units, split_document
 from mm_assets.core.interleaved.doc import Document, ImageSeg, TextSeg, from_wds, to_wds
 from mm_assets.core.interleaved.tokens import sample_image_tokens
 from mm_assets.core.mix.build import collect, write_mixture
 from mm_assets.core.mix.draw import draw
 from mm_assets.core.mix.recipe import RecipeError, parse_recipe, split_counts
-from mm_assets.core.records import Sample
+from mm_assets.core.records import Sample, StageCounts
 from mm_assets.core.shards import write_samples
 from mm_assets.core.storage import Store
 
@@ -75,15 +77,21 @@ def make_docs(n: int, seed: int = 0) -> list[Document]:
 
 
 def write_doc_shards(folder, docs, per_shard=25) -> None:
-    """Stored interleaved form (doc.to_wds) written with tarfile, independent of the mixer."""
+    """Stored interleaved form (doc.to_wds) written with tarfile, independent of the mixer;
+    in a root's ``docs`` folder each shard also gets interleaved_docs' commit record (mixtures
+    read committed doc shards only)."""
     folder.mkdir(parents=True, exist_ok=True)
     for k in range(0, len(docs), per_shard):
+        part = docs[k:k + per_shard]
         with tarfile.open(folder / f"{k // per_shard:05d}.tar", "w") as tf:
-            for d in docs[k:k + per_shard]:
+            for d in part:
                 for name, data in to_wds(d).items():
                     info = tarfile.TarInfo(name)
                     info.size = len(data)
                     tf.addfile(info, io.BytesIO(data))
+        if folder.name == layout.DOCS:
+            write_commit(Store(str(folder.parent)), "interleaved_docs", f"{k // per_shard:05d}",
+                         StageCounts(len(part), len(part)))
 
 
 def conversations(n: int) -> list[Sample]:
@@ -246,6 +254,15 @@ def test_interleaved_source_validation(tmp_path):
         recipe("max_doc_tokens: 0\n")
     with pytest.raises(RecipeError, match="doc_overflow"):
         recipe("doc_overflow: truncate\n")
+    # a cap under which no image fits is refused, not a mixture stripped of its images
+    for scheme, least in (("fixed", 729), ("anyres_max_9", 730), ("naflex_256", 49),
+                          ("naflex_64", 17)):
+        src = f"sources: [{{interleaved: docs}}]\ntoken_scheme: {scheme}\n"
+        with pytest.raises(RecipeError, match=f"below the smallest image cost under "
+                                              f"{scheme} \\({least} tokens\\)"):
+            recipe(src + f"max_doc_tokens: {least - 1}\n")
+        assert recipe(src + f"max_doc_tokens: {least}\n").max_doc_tokens == least
+    assert recipe("max_doc_tokens: 100\n").max_doc_tokens == 100  # no interleaved source
     r = recipe("sources: [{interleaved: docs_curated}]\n")
     assert r.sources[0].name == "docs_curated" and r.sources[0].interleaved == "docs_curated"
     with pytest.raises(FileNotFoundError, match="no interleaved .tar shards"):

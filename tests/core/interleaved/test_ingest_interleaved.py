@@ -76,6 +76,32 @@ def test_mint1t_wds_with_tiff_or_members(tmp_path, tiff):
     assert all(d.key.startswith("mint-") for d in docs)
 
 
+def test_mint1t_wds_image_names_with_their_extension_are_read(tmp_path):
+    """``images`` may name the member with its extension (``000.jpg`` -> ``{key}.000.jpg``):
+    the bytes are read, not dropped as ``missing_image``."""
+    import io as _io
+    import tarfile
+
+    from PIL import Image
+
+    buf = _io.BytesIO()
+    Image.new("RGB", (20, 10), (200, 30, 30)).save(buf, format="JPEG")
+    jpg, png = buf.getvalue(), fx.noise_png(3)
+    members = {"d1.json": json.dumps({"texts": ["a", None, "b", None],
+                                      "images": [None, "000.jpg", None, "001.png"]}).encode(),
+               "d1.000.jpg": jpg, "d1.001.png": png}
+    with tarfile.open(tmp_path / "ext.tar", "w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, _io.BytesIO(data))
+    _, _, [doc], q, ic, _ = _ingest(tmp_path, "mint1t-wds", tmp_path / "ext.tar")
+    assert q == [] and ic["images_with_bytes"] == 2 and ic.get("images_dropped", 0) == 0
+    assert [im.data for im in doc.images] == [jpg, png]
+    assert [(im.ext, im.width, im.height) for im in doc.images] == [("jpg", 20, 10),
+                                                                    ("png", 32, 32)]
+
+
 @pytest.mark.parametrize("flavour, fmt", [("obelics", "obelics"), ("mint1t", "mint1t-parquet")])
 def test_parquet_formats_keep_url_only_images(tmp_path, flavour, fmt):
     want = fx.make_docs(11, seed=2, url_only_every=2)
@@ -91,6 +117,30 @@ def test_parquet_formats_keep_url_only_images(tmp_path, flavour, fmt):
     assert docs[0].images[1].width == want[0].images[1].width
     if flavour == "obelics":
         assert docs[0].meta["general_metadata"] == {"url": "https://doc.example/0"}
+    else:  # MINT-1T HTML: per-image columns in image order, attached to their image
+        assert docs[0].meta["cc_dump"] == "CC-MAIN-2023-23"
+        assert docs[0].meta["metadata"] == {"language": "en"}
+        assert len(docs[0].images[1].meta["image_hash"]) == 64
+        assert docs[0].images[1].meta["width"] == want[0].images[1].width
+
+
+def test_mint1t_html_unaligned_image_columns_stay_whole_in_the_document(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = fx.parquet_table(fx.make_docs(1, seed=3, url_only_every=1), flavour="mint1t")
+    n = sum(im is not None for im in table["images"][0].as_py())
+    assert n >= 2
+    short = table.set_column(table.schema.get_field_index("image_hashes"), "image_hashes",
+                             pa.array([["h0"]], pa.list_(pa.string())))
+    pq.write_table(short, tmp_path / "h.parquet")
+    _, _, docs, q, ic, _ = _ingest(tmp_path, "mint1t-parquet", tmp_path / "h.parquet")
+    [doc] = docs
+    assert q == [] and ic["images_url_only"] == n  # every image kept
+    assert doc.meta["image_hashes"] == ["h0"] and doc.meta["unaligned_image_columns"] == [
+        "image_hashes"]
+    assert all("image_hash" not in im.meta for im in doc.images)  # never zipped by position
+    assert all("width" in im.meta for im in doc.images)  # the aligned column still is
 
 
 def test_parquet_misaligned_row_is_quarantined(tmp_path):

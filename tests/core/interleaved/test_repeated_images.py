@@ -129,3 +129,23 @@ def test_phash_radius_groups_jpeg_copies_of_the_logo():
     assert groups.filter(pl.col("kind") == "near")["n_docs"].max() == 9
     with pytest.raises(ValueError, match="phash_radius"):
         RepeatConfig(phash_radius=64)
+
+
+def test_removals_are_split_per_doc_shard():
+    from mm_assets.core.interleaved.repeated import removals_by_shard
+
+    rows = pl.DataFrame({"key": ["a", "a", "c", "d"], "pos": [0, 2, 1, 0],
+                         "group_id": ["g"] * 4, "kind": ["bytes"] * 4, "n_docs": [12] * 4,
+                         "action": ["drop", "drop", "keep", "drop"]})
+    dups = pl.DataFrame({"key": ["b", "e"], "group_id": ["h", "h"], "group_size": [2, 2],
+                         "representative": ["b", "b"], "action": ["keep", "remove"]})
+    key_shard = pl.DataFrame({"key": ["a", "b", "c", "d", "e", "f"],
+                              "shard": ["s0", "s0", "s1", "s1", "s1", "s2"]})
+    per = removals_by_shard(rows, dups, key_shard)
+    assert sorted(per) == ["s0", "s1", "s2"] and per["s2"].height == 0  # every shard has one
+    assert per["s0"].rows() == [("a", 0, "removed", "repeated_image"),
+                                ("a", 2, "removed", "repeated_image")]
+    assert per["s1"].rows() == [("d", 0, "removed", "repeated_image"),
+                                ("e", -1, "removed", "duplicate_document")]
+    with pytest.raises(ValueError, match="keys of no doc shard"):
+        removals_by_shard(rows, dups, key_shard.filter(pl.col("key") != "d"))

@@ -16,6 +16,7 @@ from mm_assets.core.interleaved.tokens import (
     SCHEMES,
     check_scheme,
     image_tokens,
+    min_image_tokens,
     naflex_size,
     sample_image_tokens,
 )
@@ -205,3 +206,23 @@ def test_anyres_equals_transformers_processor():
     for w, h in _sizes():
         assert image_tokens(w, h, "anyres_max_9") == P._get_number_of_features(
             proc, h, w, 384, 384), (w, h)
+
+
+def test_min_image_tokens_is_a_reached_lower_bound():
+    """``min_image_tokens``: no image costs less, and some image costs exactly that (by hand:
+    fixed 729; AnyRes 729 + 1 newline-only multi-image rule = 730; NaFlex a 1 x 1 px image
+    -> 112 x 112 px = 7 x 7 = 49 patches when N >= 196; naflex_64: N // 4 + 1 = 17)."""
+    rng = random.Random(5)
+    sizes = [(1, 1), (1, 4000), (4000, 1), (3, 3), (17, 5), (100000, 100000)] + [
+        (rng.randint(1, 5000), rng.randint(1, 5000)) for _ in range(150)]
+    assert min_image_tokens("fixed") == 729
+    assert min_image_tokens("anyres_max_9") == 730 == image_tokens(5, 5, "anyres_max_9",
+                                                                   multi_image=True)
+    assert min(image_tokens(w, h, "anyres_max_9") for w, h in sizes) > 730
+    for n in (64, 256, 576, 1024, 4096):
+        least = min_image_tokens(f"naflex_{n}")
+        assert least == min(49, n // 4 + 1)
+        assert min(image_tokens(w, h, f"naflex_{n}") for w, h in sizes) >= least
+    assert image_tokens(1, 1, "naflex_256") == 49 == min_image_tokens("naflex_256")
+    with pytest.raises(ValueError, match="retired"):
+        min_image_tokens("native")

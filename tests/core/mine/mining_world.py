@@ -30,7 +30,7 @@ from mm_assets.core.commits import file_digest, write_commit
 from mm_assets.core.dedup.hashing import hash_image
 from mm_assets.core.mine.pool import add_pool, partition_key
 from mm_assets.core.records import Sample, StageCounts
-from mm_assets.core.shards import write_samples
+from mm_assets.core.shards import iter_tar_spans, write_samples
 from mm_assets.core.storage import Store
 
 SIDE = 48
@@ -166,6 +166,8 @@ def _write_pool(w: World, pool_dir: str, n: int, kinds: int, per_shard: int, rng
                     info = tarfile.TarInfo(f"s{s0 + j:07d}.{ext}")
                     info.size = len(blob)
                     tf.addfile(info, io.BytesIO(blob))
+        with open(os.path.join(pool_dir, f"{stem}.tar"), "rb") as f:  # as pool_assign records
+            spans = [span for _, _, span in iter_tar_spans(f)]
         rows, vecs = [], []
         for j, (data, cap, truth) in enumerate(chunk):
             h, v = hash_image(data, 10**8), embed(data)
@@ -179,7 +181,8 @@ def _write_pool(w: World, pool_dir: str, n: int, kinds: int, per_shard: int, rng
                          "phash": h.phash, "phash_flip": h.phash_flip, "width": h.width,
                          "height": h.height, "row": j, "cluster": int(top[0]),
                          "sim": float(sims[top[0]]), "cluster2": int(top[1]),
-                         "sim2": float(sims[top[1]])})
+                         "sim2": float(sims[top[1]]), "span_start": spans[j][0],
+                         "span_end": spans[j][1]})
             vecs.append(v)
         store.write_table(layout.pool_assign(w.pool, stem),
                           pl.DataFrame(rows, schema=schemas.POOL_ASSIGN), schemas.POOL_ASSIGN)

@@ -28,6 +28,7 @@ from mm_assets.core.mine.pool_encoder import (
 from mm_assets.core.mine.poolgen import PoolGenConfig, generate_pool
 from mm_assets.core.records import StageCounts
 from mm_assets.core.semantic.embed_cache import encoder_fingerprint
+from mm_assets.core.shards import read_tar_span
 
 
 def _unit(rng, n, d):
@@ -109,6 +110,52 @@ def test_odd_members_are_quarantined_with_reasons(tmp_path):
     assert {q.key for q in res.quarantined} >= {"p/odd/b", "p/odd/c", "p/odd/d", "p/odd/_tail"}
 
 
+def test_garbage_jpeg_is_corrupt_and_a_cut_jpeg_truncated(tmp_path):
+    """Pillow reports bytes after a JPEG start marker that are no JPEG as "Truncated File
+    Read": that is an undecodable image (corrupt_image, as ingest names bytes no decoder
+    reads), not a truncated one; a real JPEG cut short stays truncated_image."""
+    from PIL import Image
+
+    jpg = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 128, 3), np.uint8)).save(
+        jpg, "JPEG")
+    garbage = b"\xff\xd8\xff\xe0" + np.random.default_rng(1).bytes(3000)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in (("g.jpg", garbage), ("g.txt", b"garbage"),
+                           ("t.jpg", jpg.getvalue()[:len(jpg.getvalue()) * 2 // 3]), ("t.txt", b"cut"),
+                           ("z.jpg", b"plain text, not an image"), ("z.txt", b"text")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    (tmp_path / "s.tar").write_bytes(buf.getvalue())
+    res = process_pool_shard(str(tmp_path / "s.tar"), "p", "s", encoder(),
+                             centroid_index(np.eye(4, 1280, dtype=np.float32)), AssignConfig())
+    assert {q.key: q.reason for q in res.quarantined} == {
+        "p/s/g": "corrupt_image", "p/s/t": "truncated_image", "p/s/z": "corrupt_image"}
+    assert res.counts.n_in == 3 and res.counts.n_out == 0 and res.counts.reconciles()
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"name,caption\nx,y\n" * 100, "not_a_tar"),  # a CSV named .tar
+    (b"", "not_a_tar"),
+    (None, "truncated_tar"),  # a real tar cut inside its first header
+])
+def test_a_file_that_is_no_tar_is_not_a_tar(tmp_path, content, reason):
+    if content is None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            info = tarfile.TarInfo("a.txt")
+            info.size = 3
+            tf.addfile(info, io.BytesIO(b"abc"))
+        content = buf.getvalue()[:300]
+    (tmp_path / "x.tar").write_bytes(content)
+    res = process_pool_shard(str(tmp_path / "x.tar"), "p", "x", encoder(),
+                             centroid_index(np.eye(4, 1280, dtype=np.float32)), AssignConfig())
+    assert [(q.key, q.reason) for q in res.quarantined] == [("p/x/_file", reason)]
+    assert res.counts.n_in == 1 and res.counts.reconciles()
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("pool_corpus") / "root"
@@ -143,6 +190,11 @@ def test_pool_shard_hashes_embeds_and_assigns(corpus, tmp_path):
     assert (t["sim"].to_numpy() >= t["sim2"].to_numpy()).all()
     by_key = {r["wds_key"]: r for r in t.iter_rows(named=True)}
     src = dict(images)
+    data = (tmp_path / "pool" / "00000000.tar").read_bytes()
+    for r in t.iter_rows(named=True):  # each recorded byte span is that sample alone
+        [(k, parts)] = read_tar_span(data[r["span_start"]:r["span_end"]])
+        assert k == r["wds_key"] and r["caption"] == parts["txt"].decode()
+    assert t["span_start"].is_sorted() and (t["span_start"][1:] >= t["span_end"][:-1]).all()
     for row in truth.filter(truth["how"].is_not_null()).iter_rows(named=True):
         got, orig = by_key[row["wds_key"]], hash_image(src[row["copy_of"]], 10**8)
         assert got["cluster"] == keys.index(row["copy_of"]), row  # nearest = its original

@@ -56,6 +56,7 @@ def test_counts_weights_and_distribution():
     ("fill_to: median\ndedup: {phash_radius: 64}", "dedup.phash_radius"),
     ("fill_to: median\ndedup: {cosine: 1.5}", "dedup.cosine"),
     ("fill_to: median\ndedup: {exact: 1}", "dedup.exact"),
+    ("fill_to: median\ndedup: {cosine_clusters: 0}", "dedup.cosine_clusters"),
     ("fill_to: median\nseed: -1", "seed"),
     ("fill_to: median\nshard_size: 0", "shard_size"),
     ("fill_to: median\nclusters: some", "clusters"),
@@ -65,6 +66,24 @@ def test_counts_weights_and_distribution():
 def test_validation_errors_name_the_field(extra, field):
     with pytest.raises(MiningRecipeError, match=field.replace(".", r"\.")):
         _r(extra)
+
+
+@pytest.mark.parametrize("shares, ok", [
+    ("{0: 0.7, 3: 0.7}", False),  # the tryout's 1.4, accepted and normalised silently before
+    ("{0: 0.5, 3: 0.4}", False),
+    ("{0: 0.5, 3: 0.5000011}", False),
+    ("{0: 0.5, 3: 0.5000009}", True),  # within 1e-6
+    ("{0: 0.1, 1: 0.2, 3: 0.7}", True),  # 0.1 + 0.2 + 0.7 != 1.0 in floating point
+])
+def test_distribution_shares_must_sum_to_one(shares, ok):
+    text = f"distribution: {shares}\ntotal: 10"
+    if ok:
+        assert _r(text).distribution
+        return
+    total = sum(float(v) for v in shares.strip("{}").split(", ") for v in [v.split(": ")[1]])
+    with pytest.raises(MiningRecipeError, match=rf"distribution: target shares must sum to 1 "
+                                                rf".*got {total:.6g}"):
+        _r(text)
 
 
 def test_unknown_clusters_and_pools_are_refused():

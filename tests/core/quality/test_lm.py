@@ -57,16 +57,20 @@ def _sentences(shared, n):
 
 
 def test_real_sentences_beat_shuffled_words(lm, shared):
-    sents = _sentences(shared, 200)
+    # 64 sentences (was 200: 3x the forward cost for the same claim; at 64, 4,096 pairs and
+    # each sentence against its own shuffle, AUC 0.999 and 64/64 pairs measured)
+    n = 64
+    sents = _sentences(shared, n)
     rng = np.random.default_rng(1)
     shuffled = [" ".join(rng.permutation(s.split())) for s in sents]
     table = score_samples([_sample(f"o{i}", s) for i, s in enumerate(sents)]
                           + [_sample(f"s{i}", s) for i, s in enumerate(shuffled)], lm,
                           PplConfig(batch_tokens=4096))
     ppl = table["ppl"].to_numpy()
-    orig, shuf = ppl[:200], ppl[200:]
+    orig, shuf = ppl[:n], ppl[n:]
     auc = (orig[:, None] < shuf[None, :]).mean()  # P(original scores lower than shuffled)
     assert auc >= 0.99, auc
+    assert (orig < shuf).mean() >= 0.98  # and nearly every sentence beats its own shuffle
 
 
 def test_batched_and_single_scores_agree(lm):
@@ -191,7 +195,8 @@ def test_rephrased_resumes_from_cache_after_kill(tmp_path):
     proc.wait()
     cached = len(list(cache.glob("*.json")))
     assert proc.returncode == -signal.SIGKILL and 2 <= cached < 6
-    assert not (roots[0] / "rephrased").exists()
+    # rephrased streams into its shards: at most an uncommitted temp file, never a shard
+    assert not list((roots[0] / "rephrased").glob("*.tar"))
     clean = _rephrase_proc(roots[1])
     resumed = _rephrase_proc(roots[0])
     out_clean, out_resumed = clean.communicate(timeout=300)[0], resumed.communicate(timeout=300)[0]
