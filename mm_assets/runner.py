@@ -21,29 +21,21 @@ from dagster import DagsterInstance, materialize
 from mm_assets.core import layout
 from mm_assets.core.mix.registry import root_recipes
 from mm_assets.definitions import ALL_ASSETS, default_resources
-from mm_assets.interleaved_plan import DOC_ASSETS, DOC_LAYERS, doc_layer_keys, known_doc_shards
+from mm_assets.interleaved_plan import DOC_ASSETS, known_doc_shards
+from mm_assets.runner_plan import (  # noqa: F401 (re-exported: CLI and tests use them here)
+    ALL,
+    LAYERS,
+    OPTIONAL,
+    ORDER,
+    RANGE_TAGS,
+    REPORTS,
+    NothingIngested,
+    _batched,
+    _batches,
+    _label,
+    _plan,
+)
 from resources.storage import StorageResource
-
-LAYERS: list[tuple[str, list[str]]] = [
-    ("shards", ["raw_shards", "image_hashes", "embeddings", "ppl_scores", "text_quality"]),
-    ("global", ["exact_duplicates", "clusters", "ppl_deciles", "semdedup_plan"]),
-    ("semdedup_ranges", ["semdedup_range"]),  # keys: the plan's ranges, read when it starts
-    ("global", ["semdedup"]),
-    ("shards", ["curated"]),
-    ("global", ["merged", "rephrased"]),
-    ("synthetic", ["synthetic", "synthetic_checked"]),
-    ("pool_shards", ["pool_assign"]),
-    ("mining", ["mined"]),
-    *DOC_LAYERS,  # interleaved documents, when the root has doc shards (interleaved_plan)
-    ("recipes", ["mixtures"]),
-    ("global", ["report"]),
-]
-REPORTS = ["report"]  # summaries over the stages: no counts of their own
-# built only for what a root has (or names), not by every run: synthetic-data specs, shards
-# of registered pools (mm-assets pool add), mining recipes (they need a pool)
-OPTIONAL = ["synthetic", "synthetic_checked", "pool_assign", "mined", *DOC_ASSETS]
-ALL = [a for _, names in LAYERS for a in names]
-ORDER = [a for a in ALL if a not in REPORTS + OPTIONAL]  # the curation stages, with counts
 
 
 def get_instance() -> DagsterInstance:
@@ -106,10 +98,6 @@ def _root_cause(error) -> str:
     return " ".join(error.message.split())[:500]
 
 
-class NothingIngested(ValueError):
-    """``run`` before any ingest: there is no shard to materialize."""
-
-
 def _interrupted(result) -> bool:
     """The run failed because of SIGINT/SIGTERM (Dagster turns them into this error)."""
     return any(e.step_failure_data and e.step_failure_data.error
@@ -161,100 +149,6 @@ def _signals_interrupt() -> Iterator[Callable[[], bool]]:
         os.close(wfd)
         for sig, handler in old.items():
             signal.signal(sig, handler)
-
-
-def _plan(select, shards, recipes, store, missing_only, specs=None, minings=None,
-          doc_shards=None, pool_shards=None) -> list[tuple[list[str], list]]:
-    """(assets, partition keys) per layer, in order. With ``missing_only`` a partition is
-    skipped only when every chosen asset has its commit record (written last, only when its
-    checks pass): an interrupted or failed partition is recomputed even if Dagster recorded a
-    materialization for some of its assets."""
-    from mm_assets.core.commits import read_commits
-
-    steps = []
-    for kind, names in LAYERS:
-        chosen = [n for n in names if n in select]
-        if not chosen:
-            continue
-        keys = {"shards": shards, "recipes": recipes or [], "synthetic": specs or [],
-                "mining": minings or [], "global": [None]}.get(kind)
-        if kind == "pool_shards":  # default: every shard of every registered pool
-            from mm_assets.core.mine.pool import all_partition_keys
-
-            keys = all_partition_keys(store) if pool_shards is None else pool_shards
-        if kind == "semdedup_ranges":  # planned by the layer before: resolved when it starts
-            keys = _range_keys(store, missing_only)
-        if kind == "doc_shards":  # resolved when it starts (doc_repeats may withdraw commits)
-            keys = doc_layer_keys(store, chosen, doc_shards or [], missing_only)
-        if missing_only and kind not in ("global", "semdedup_ranges", "doc_shards"):
-            done = set.intersection(*(set(read_commits(store, n)) for n in chosen))
-            if kind == "pool_shards":  # assigned against older centroids: not done
-                from mm_assets.core.mine.pool import partition_key, pool_names
-                from mm_assets.core.mine.pool_shard import stale_shards
-
-                done -= {partition_key(p, s) for p in pool_names(store)
-                         for s in stale_shards(store, p)}
-            keys = [k for k in keys if k not in done]
-        steps.append((chosen, keys))
-    return steps
-
-
-def _range_keys(store, missing_only: bool) -> Callable[[], list[str]]:
-    """The current SemDeDup plan's range partitions (none without a plan: semdedup then says
-    what to materialize), read when their layer starts; with ``missing_only`` only those
-    without a commit record."""
-    def keys() -> list[str]:
-        from mm_assets.core.commits import read_commits
-        from mm_assets.core.semantic.semdedup_plan import RangePlanError, read_plan
-
-        try:
-            planned = read_plan(store).keys()
-        except RangePlanError:
-            return []
-        done = set(read_commits(store, "semdedup_range")) if missing_only else set()
-        return [k for k in planned if k not in done]
-    return keys
-
-
-RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
-
-
-def _batches(keys: list[str], order: list[str], size: int) -> list:
-    """Shard keys grouped into runs of at most ``size`` keys that are consecutive in the
-    partitions' order (a Dagster partition range must be contiguous); a group of two or more
-    is a tuple, a lone key stays a string. ``size`` ≤ 1: one run per key, as given."""
-    if size <= 1:
-        return list(keys)
-    pos = {k: i for i, k in enumerate(order)}
-    out: list[list[str]] = []
-    for k in sorted(keys, key=lambda k: pos.get(k, len(pos))):
-        if out and len(out[-1]) < size and k in pos and out[-1][-1] in pos \
-                and pos[k] == pos[out[-1][-1]] + 1:
-            out[-1].append(k)
-        else:
-            out.append([k])
-    return [g[0] if len(g) == 1 else tuple(g) for g in out]
-
-
-def _batched(steps: list[tuple[list[str], list]], order: list[str], size: int
-             ) -> list[tuple[list[str], list]]:
-    """``steps`` with the keys of the shard layers grouped by :func:`_batches`."""
-    shard_assets = {n for kind, names in LAYERS if kind == "shards" for n in names}
-
-    def lazy(keys):  # range partitions: batched in plan order once known
-        def batches():
-            planned = keys()
-            return _batches(planned, planned, size)
-        return batches
-    return [(chosen, lazy(keys) if callable(keys) and chosen == ["semdedup_range"] else
-             _batches(keys, order, size) if set(chosen) <= shard_assets else keys)
-            for chosen, keys in steps]
-
-
-def _label(chosen: list[str], key) -> str:
-    if isinstance(key, tuple):
-        return f"{'+'.join(chosen)} [{key[0]}..{key[-1]}: {len(key)} shards]"
-    return f"{'+'.join(chosen)}" + (f" [{key}]" if key else "")
 
 
 def run_graph(instance: DagsterInstance, resources: dict | None = None,

@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 import polars as pl
+import pytest
 from dagster import instance_for_test
 from PIL import Image
 
@@ -17,7 +18,7 @@ from mm_assets.core.records import Sample, StageCounts
 from mm_assets.core.semantic.semdedup import SemDedupConfig, semdedup_space
 from mm_assets.core.shards import write_samples
 from mm_assets.definitions import default_resources
-from mm_assets.runner import run_graph
+from mm_assets.runner import NothingIngested, run_graph
 from resources.storage import StorageResource
 
 SHARDS = ["000000", "000001", "000002"]
@@ -136,6 +137,9 @@ def test_ranges_are_partitions_and_decisions_match_the_reference(tmp_path):
         assert read_commits(store, "semdedup_range") == {}
         refused = run_graph(instance, resources, select=["semdedup"])
         assert len(refused.failed) == 1 and "no SemDeDup range plan" in refused.failed[0]
+        # ranges without a plan: a clear error naming semdedup_plan, not a run of nothing
+        with pytest.raises(NothingIngested, match="select semdedup_plan"):
+            run_graph(instance, resources, select=["semdedup_range"])
 
 
 
