@@ -12,7 +12,9 @@ byte with the 1-worker run (asserted).
 
 Stages: raw_shards (validate + decode once + hashes recorded), image_hashes reusing the
 recorded hashes (no decode), image_hashes decoding (record removed: what it cost before),
-curated (needs the global tables: not run here).
+text_quality (text flags), curated (decisions from global tables committed for the bench:
+exact groups from the real hashes, no SemDeDup duplicate, deciles by key order, decile range
+1-8 so some samples are removed).
 """
 
 import argparse
@@ -28,11 +30,21 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import polars as pl
+
 from mm_assets.assets._common import per_shard, recorded_hashes_rel
+from mm_assets.assets.curated import build_shard_index, curate_shard, index_fingerprint
 from mm_assets.assets.dedup import hash_shard
 from mm_assets.assets.raw import raw_shard
+from mm_assets.assets.text_quality import flag_shard
+from mm_assets.core import layout, schemas
+from mm_assets.core.commits import GLOBAL, write_commit
+from mm_assets.core.curate.decide import CurateConfig
+from mm_assets.core.dedup.exact import exact_groups
 from mm_assets.core.ingest.plan import IngestConfig, plan_ingest
 from mm_assets.core.ingest.rawshard import RawShardConfig
+from mm_assets.core.quality.text_flags_config import TextQualityConfig
+from mm_assets.core.records import StageCounts
 from mm_assets.core.storage import Store
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -51,7 +63,8 @@ def build_input(d: Path, n: int) -> tuple[str, str]:
 
 
 def snapshot(store: Store, folder: str) -> dict[str, bytes]:
-    return {n: store.fs.cat_file(store.path(f"{folder}/{n}")) for n in store.ls(folder)}
+    return {n: store.fs.cat_file(store.path(f"{folder}/{n}")) for n in store.ls(folder)
+            if not n.startswith("_")}  # curated/_index: the index, not an output
 
 
 def stages(store: Store):
@@ -73,10 +86,44 @@ def stages(store: Store):
     def keep(shards):
         pass
 
+    def flags(shards, workers):
+        return per_shard(ctx(shards), "text_quality", flag_shard, store, TextQualityConfig(),
+                         workers=workers)
+
+    fp: list[str] = []
+
+    def globals_once(shards):  # the global tables curated reads, committed once
+        if fp:
+            return
+        hashes = pl.concat([store.read_table(layout.image_hashes(s), schemas.IMAGE_HASHES)
+                            for s in shards])
+        keys = hashes["key"].to_list()
+        dec = pl.DataFrame({"key": keys, "ppl": [float(i) for i in range(len(keys))],
+                            "source": ["b"] * len(keys), "decile": [i % 10 for i in
+                                                                   range(len(keys))],
+                            "global_decile": [i % 10 for i in range(len(keys))]},
+                           schema=schemas.PPL_DECILES)
+        for asset, rel, df in (
+                ("exact_duplicates", layout.EXACT_GROUPS, exact_groups(hashes, "keep_one")),
+                ("semdedup", layout.SEMDEDUP_SCORES, pl.DataFrame(
+                    schema=schemas.SEMDEDUP_SCORES)),
+                ("ppl_deciles", layout.PPL_DECILES_TABLE, dec)):
+            store.write_parquet(rel, df)
+            write_commit(store, asset, GLOBAL, StageCounts(df.height, df.height), [rel],
+                         digests=True)
+        fp.append(index_fingerprint(store))
+        build_shard_index(store, fp[0], shards)
+
+    def curate(shards, workers):
+        return per_shard(ctx(shards), "curated", curate_shard, store,
+                         CurateConfig(min_decile=1, max_decile=8), fp[0], workers=workers)
+
     return [("raw_shards", raw, "raw_shards", keep),
+            ("text_quality", flags, "text_quality", keep),
             ("image_hashes (decodes)", hashes, "image_hashes", drop_records),
             ("image_hashes (reuses record)", hashes, "image_hashes",
-             lambda shards: raw(shards, 0))]
+             lambda shards: raw(shards, 0)),
+            ("curated", curate, "curated", globals_once)]
 
 
 def ctx(shards):
