@@ -31,7 +31,9 @@ def graph(shared, tmp_path_factory):
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("shards", shards)
         summary = run_graph(instance, resources, run_config=run_config,
-                            recipes=sorted(shipped()))  # examples: named explicitly
+                            recipes=sorted(shipped()),  # examples: named explicitly
+                            batch=8)  # per-shard layers in partition-range runs: fewer
+        # Dagster runs and model loads (each shard keeps its own record, counts and checks)
         checks = {a: instance.get_latest_materialization_event(AssetKey(a)) for a in ORDER}
         yield {"store": store, "summary": summary, "shards": shards, "events": checks,
                "resources": resources,

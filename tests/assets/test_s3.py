@@ -59,7 +59,8 @@ def s3_graph(s3_server, shared, tmp_path_factory):  # noqa: F811
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("shards", shards)
         summary = run_graph(instance, resources, run_config=run_config,
-                            recipes=sorted(shipped()))  # examples: named explicitly
+                            recipes=sorted(shipped()),  # examples: named explicitly
+                            batch=4)  # partition-range runs: worker processes read/write S3
         yield {"store": store, "bucket": bucket, "summary": summary, "shards": shards,
                "instance": instance, "server": s3_server, "lf": lf, "ex": ex,
                "resources": resources, "shared": shared}
