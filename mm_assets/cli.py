@@ -236,6 +236,10 @@ def _exit_on_failure(summary) -> None:
         raise typer.Exit(130)
     for line in summary.failed:  # one line per failed asset partition
         typer.echo("FAILED: " + line, err=True)
+    if summary.not_started:  # the layers after a failed one
+        rest = summary.not_started
+        typer.echo(f"NOT STARTED (a layer before them failed): {len(rest)} run(s): "
+                   + ", ".join(rest[:8]) + (" ..." if len(rest) > 8 else ""), err=True)
     if summary.failed:
         raise typer.Exit(1)
 

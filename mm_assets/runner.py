@@ -254,14 +254,22 @@ def run_graph(instance: DagsterInstance, resources: dict | None = None,
     return summary
 
 
+# partitions that fail alone: a failed spec, pool shard, mining recipe or mixture recipe does
+# not stop the later layers (what reads it fails with its own message; documents, other
+# recipes and the report do not need it)
+FAIL_ALONE = {"synthetic", "synthetic_checked", "pool_assign", "mined", "mixtures"}
+
+
 def _run_layers(instance, resources, ops, summary: RunSummary, progress, steps,
                 log_level: str, pending: Callable[[], bool] = lambda: False) -> None:
-    """Materialize each layer's partitions in order; stop at the first failed layer or at an
-    interrupt (recording what finished and what did not start). ``pending()`` says whether a
+    """Materialize each layer's partitions in order; stop after a layer with a failed
+    partition (unless its assets are in :data:`FAIL_ALONE`) or at an interrupt, recording
+    what finished and what did not start. ``pending()`` says whether a
     signal arrived during a run that Dagster did not turn into an interruption."""
     todo = [_label(chosen, key) for chosen, keys in steps
             for key in (["planned"] if callable(keys) else keys)]
     for chosen, keys in steps:
+        failed_before = len(summary.failed)
         if callable(keys):  # partitions known when the layer starts (SemDeDup ranges, docs)
             at = todo.index(_label(chosen, "planned"))
             keys = keys()
@@ -303,7 +311,7 @@ def _run_layers(instance, resources, ops, summary: RunSummary, progress, steps,
             if late_signal:  # the signal landed as the run was closing: stop before the next
                 summary.interrupted = f"{label}, just as it finished"
                 return
-        if summary.failed:  # downstream layers would only fail on missing inputs
-            summary.not_started = []
-            break
+        if len(summary.failed) > failed_before and not set(chosen) <= FAIL_ALONE:
+            summary.not_started = todo  # downstream layers would only fail on missing inputs
+            return
     summary.not_started = [] if summary.interrupted is None else summary.not_started
