@@ -3,7 +3,7 @@ stopped the documents, every mixture and the report, and nothing said what did n
 
 from types import SimpleNamespace
 
-import mm_assets.runner as runner
+from mm_assets import runner
 from mm_assets.runner import RunSummary, _run_layers
 
 
@@ -15,7 +15,7 @@ def fake_materialize(fail: set):
         calls.append((tuple(selection), partition_key))
         ok = partition_key not in fail
         return SimpleNamespace(success=ok, run_id=f"r{len(calls)}",
-                               get_step_failure_events=lambda: [],
+                               get_step_failure_events=list,
                                asset_materializations_for_node=lambda n: [])
     return materialize, calls
 
