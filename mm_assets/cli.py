@@ -127,7 +127,28 @@ def _asset_config(path: str, known: list[str] | None = None) -> dict:
     if bad:
         raise ValueError(f"--config {path}: unknown asset {', '.join(map(repr, bad))}; known: "
                          f"{', '.join(sorted(known))}")
+    for asset, fields in data.items():  # a mistyped field: exit 2 before any run
+        allowed = _config_fields(asset)
+        if allowed is None:  # not an asset: said above when `known` is given
+            continue
+        wrong = sorted(f for f in fields if f not in allowed)
+        if wrong:
+            raise ValueError(f"--config {path}: {asset} has no field "
+                             f"{', '.join(map(repr, wrong))}; its fields: "
+                             f"{', '.join(sorted(allowed)) or 'none (it takes no config)'}")
     return {"ops": {a: {"config": fields} for a, fields in data.items()}}
+
+
+def _config_fields(asset: str) -> set[str] | None:
+    """The config fields the asset's op accepts (from its Dagster config schema); None for a
+    name that is no asset."""
+    from mm_assets.definitions import ALL_ASSETS
+
+    for a in ALL_ASSETS:
+        if getattr(a, "key", None) is not None and a.key.to_user_string() == asset:
+            schema = a.op.config_schema
+            return set(getattr(schema.config_type, "fields", None) or {}) if schema else set()
+    return None
 
 
 def _print_summary(summary, store) -> None:

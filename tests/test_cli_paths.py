@@ -31,6 +31,9 @@ def _one_line_exit_2(r) -> str:
     ("semdedup: [1, 2\n", "not valid YAML"),
     ("- semdedup\n", "expected a mapping"),
     ("semdedupe: {target_fraction: 0.1}\n", "unknown asset 'semdedupe'"),
+    ("semdedup: {epsilonn: 0.1}\n", ("semdedup has no field 'epsilonn'; its fields: "
+                                     "dense_median, epsilon,")),  # found by a tryout: it started the run, then exit 1
+    ("mixtures: {k: 1}\n", "mixtures has no field 'k'; its fields: none"),
 ])
 def test_run_config_missing_or_invalid_exits_2_before_running(env, content, says):
     cfg = env / "cfg.yaml"
