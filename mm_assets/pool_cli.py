@@ -84,11 +84,25 @@ def split_pool_spec(spec: str, store) -> tuple[str, list[str] | None]:
     Raises:
         PoolError (a ValueError): a pool part matches no registered pool shard (exit 2).
     """
-    from mm_assets.core.mine.pool import SEP, all_partition_keys, parse_pool_spec
+    from mm_assets.core.mine.pool import (
+        SEP,
+        PoolError,
+        all_partition_keys,
+        parse_pool_spec,
+        pool_names,
+    )
 
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     pool = [p for p in parts if SEP in p]
     if not pool:
         return spec, None
+    pools = set(pool_names(store))
+    for p in pool:  # e.g. a SemDeDup range key: not chosen with --shards
+        if p.split(SEP, 1)[0] not in pools and not any(c in p for c in "*?["):
+            raise PoolError(
+                f"--shards {p!r} is neither a corpus shard nor a shard of a registered pool "
+                f"(pools: {', '.join(sorted(pools)) or 'none'}); SemDeDup range partitions "
+                "are the plan's: `run --select semdedup_range` runs them all (`--missing`: "
+                "those not yet scored), `backfill --select semdedup_range --shards KEY` one")
     keys = parse_pool_spec(",".join(pool), all_partition_keys(store))
     return ",".join(p for p in parts if SEP not in p), keys
