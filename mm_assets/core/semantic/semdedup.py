@@ -263,7 +263,9 @@ def finish_space(scores: np.ndarray, partner: np.ndarray, assign: np.ndarray,
     else:
         eps = resolve_epsilon(scores[unique], cfg)
     dup = np.zeros(n, dtype=bool)
-    dup[unique] = is_duplicate(scores[unique], eps)
+    # a point with no earlier-ranked partner (the first of its cluster) is never a duplicate,
+    # whatever ε (ε ≥ 1 made its score of 0 pass and its partner index -1)
+    dup[unique] = is_duplicate(scores[unique], eps) & (partner[unique] >= 0)
     dense: list[int] = []
     unconfirmed = np.zeros(n, dtype=bool)
     if image and cfg.dense_median is not None:

@@ -140,3 +140,21 @@ def test_kmeans_over_shard_blocks_equals_kmeans_over_all_rows(fit_sample):
     np.testing.assert_allclose(got.distance, want.distance, atol=1e-6)
     with pytest.raises(ValueError, match="blocks hold 2500 rows"):
         spherical_kmeans_blocks(lambda: iter([x[:2500]]), 3000, 24, cfg)
+
+
+@pytest.mark.parametrize("eps", [1.0, 1.5, 2.0])
+def test_the_first_of_each_cluster_is_never_a_duplicate_whatever_epsilon(eps):
+    # a tryout's image_epsilon 2.0 marked the first-ranked point (score -1, partner -1) a
+    # duplicate and then looked up pHash[-1]
+    rng = np.random.default_rng(3)
+    x = _unit(rng, 12, 16)
+    assign = np.repeat([0, 1, 2], 4)
+    distance = rng.random(12)
+    ph = [[int(h)] for h in rng.integers(0, 2**62, 12)]
+    cfg = SemDedupConfig(image_epsilon=eps, dense_median=-1.0, phash_bits=64)
+    res = semdedup_space(x, assign, distance, np.ones(12, bool), cfg, phashes=ph)
+    first = {int(c): int(np.flatnonzero(assign == c)[np.argmin(
+        res.scores[assign == c])]) for c in range(3)}
+    assert all(res.partner[i] == -1 and not res.duplicate[i] for i in first.values())
+    if eps == 2.0:  # every other point (pHash bits 64: all confirm)
+        assert res.duplicate.sum() == 12 - 3
