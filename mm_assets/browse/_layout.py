@@ -10,11 +10,16 @@ from mm_assets.core.layout import (  # noqa: F401  (re-exported)
     curated_decisions,
     image_hashes,
     ppl_scores,
-    quarantine_files,
     raw_shard,
     raw_shard_ids,
     text_quality,
 )
+
+
+def quarantine_files(store) -> list[tuple[str, str]]:
+    """``(shard, path)`` of the quarantine tables of the corpus stages only (a pool's,
+    documents' or recipe's quarantine partitions are no corpus shard to read samples from)."""
+    return _core.quarantine_files(store, _core.CORPUS_QUARANTINE_STAGES)
 
 
 def text_quality_files(store) -> list[tuple[str, str]]:

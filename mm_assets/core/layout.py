@@ -518,9 +518,16 @@ def curated_decision_files(store) -> list[tuple[str, str]]:
     return [(s, curated_decisions(s)) for s in shard_ids(store, CURATED, DECISIONS_SUFFIX)]
 
 
-def quarantine_files(store) -> list[tuple[str, str]]:
-    """``(partition, path)`` of every quarantine table of every stage."""
+CORPUS_QUARANTINE_STAGES = (RAW_SHARDS, EMBEDDINGS)
+"""Stages whose quarantine partitions are corpus shards (the others: pool shards, documents,
+synthetic specs, mixture recipes)."""
+
+
+def quarantine_files(store, stages: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
+    """``(partition, path)`` of every quarantine table of every stage (of ``stages`` only,
+    when given)."""
     return [(p, quarantine(st, p)) for st in store.ls(QUARANTINE)
+            if stages is None or st in stages
             for p in shard_ids(store, quarantine_dir(st), PARQUET)]
 
 
