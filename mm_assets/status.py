@@ -41,7 +41,6 @@ class AssetStatus:
 
 
 GLOBAL_FOLDER = {"report": layout.REPORTS}  # global assets whose folder is not their name
-GLOBAL_FOLDER |= dict.fromkeys(["semdedup_plan", "semdedup_range"], layout.SEMDEDUP_RANGES)
 
 
 def root_partitions(store: Store) -> dict[str, list[str]]:
@@ -100,13 +99,20 @@ def asset_statuses(instance: DagsterInstance, store: Store, order: list[str]
         if a in DOC_ASSETS:
             out.append(doc_status(instance, store, a))
             continue
+        if a in ("semdedup_plan", "semdedup_range"):
+            out.append(range_status(instance, store, a))
+            continue
         if a in PER_SHARD or a in by_asset:
             kind, pdef = by_asset.get(a, ("shards", shards_def))
             keys = [k for k in parts[kind] if k in known[kind]]  # unregistered: never run
             st = instance.get_status_by_partition(key, keys, pdef) or {} if keys else {}
             bad = sorted(k for k, v in st.items() if v == AssetPartitionStatus.FAILED)
-            done = sum(v == AssetPartitionStatus.MATERIALIZED for v in st.values())
-            out.append(AssetStatus(a, len(parts[kind]), done, len(bad), bad[:5]))
+            mat = {k for k, v in st.items() if v == AssetPartitionStatus.MATERIALIZED}
+            if a in PER_SHARD:  # and still committed (ingest --force withdraws records)
+                from mm_assets.core.commits import read_commits
+
+                mat &= set(read_commits(store, a))
+            out.append(AssetStatus(a, len(parts[kind]), len(mat), len(bad), bad[:5]))
         else:
             done = (instance.get_latest_materialization_event(key) is not None
                     and bool(store.ls(GLOBAL_FOLDER.get(a, a))))  # the instance may serve
@@ -137,3 +143,23 @@ def doc_status(instance: DagsterInstance, store: Store, asset: str) -> AssetStat
     st = instance.get_status_by_partition(key, keys, doc_shards_def) or {} if keys else {}
     bad = sorted(k for k, v in st.items() if v == AssetPartitionStatus.FAILED)
     return AssetStatus(asset, len(shards), len(done), len(bad), bad[:5])
+
+
+def range_status(instance: DagsterInstance, store: Store, asset: str) -> AssetStatus:
+    """``semdedup_plan``: one partition, done while its plan is valid (a re-clustering
+    withdraws it); ``semdedup_range``: one partition per range of the current plan, done when
+    committed (none without a plan)."""
+    from mm_assets.core.commits import read_commits
+    from mm_assets.core.semantic.semdedup_plan import RangePlanError, read_plan
+
+    try:
+        planned = list(read_plan(store).keys())
+    except RangePlanError:
+        planned = None
+    if asset == "semdedup_plan":
+        failed = planned is None and _global_failed(instance, AssetKey(asset))
+        return AssetStatus(asset, 1, int(planned is not None), int(failed),
+                           ["global"] if failed else [])
+    planned = planned or []
+    done = set(read_commits(store, asset)) & set(planned)
+    return AssetStatus(asset, len(planned), len(done), 0, [])

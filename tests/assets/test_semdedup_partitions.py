@@ -125,6 +125,18 @@ def test_ranges_are_partitions_and_decisions_match_the_reference(tmp_path):
             assert want.duplicate.sum() > 0
         assert table.filter(pl.col("space") == "image")["unconfirmed"].any()
 
+        # status: one partition per planned range (a tryout saw "1 materialized" for 8
+        # unscored ranges, and a withdrawn plan still counted as materialized)
+        from mm_assets.status import asset_statuses
+
+        def status():
+            return {a.asset: (a.total, a.done) for a in asset_statuses(
+                instance, store, ["semdedup_plan", "semdedup_range"])}
+        assert status() == {"semdedup_plan": (1, 1), "semdedup_range": (len(keys), len(keys))}
+        store.rm(layout.commit("semdedup_range", keys[0]))
+        assert status()["semdedup_range"] == (len(keys), len(keys) - 1)
+        run_graph(instance, resources, select=["semdedup_range"], missing_only=True)
+
         # --missing: every range of the current plan is committed, so none runs again
         again = run_graph(instance, resources, select=["semdedup_range"], missing_only=True)
         assert again.runs == 0 and again.failed == []
@@ -135,6 +147,7 @@ def test_ranges_are_partitions_and_decisions_match_the_reference(tmp_path):
         assert instance.get_dynamic_partitions("semdedup_ranges") == []
         assert not store.exists(layout.SEMDEDUP_PLAN)
         assert read_commits(store, "semdedup_range") == {}
+        assert status() == {"semdedup_plan": (1, 0), "semdedup_range": (0, 0)}
         refused = run_graph(instance, resources, select=["semdedup"])
         assert len(refused.failed) == 1 and "no SemDeDup range plan" in refused.failed[0]
         # ranges without a plan: a clear error naming semdedup_plan, not a run of nothing
