@@ -66,6 +66,7 @@ def _ingest(inputs: list[str], images: str | None, shard_size: int, wds_key: str
     """Ingest and register the new shards; ``report`` gets one line per input. ``force``:
     re-ingest inputs ingested before (:mod:`mm_assets.reingest`), retiring unused shards."""
     from mm_assets.core.ingest.plan import IngestConfig, ingest_inputs
+    from mm_assets.core.ingest.recover import IngestInterrupted, recorded_shards
     from mm_assets.reingest import downstream
     from mm_assets.runner import get_instance
     from resources.storage import StorageResource
@@ -73,15 +74,24 @@ def _ingest(inputs: list[str], images: str | None, shard_size: int, wds_key: str
     store = StorageResource().store()
     urls = [p if "://" in p else str(Path(p).resolve()) for p in inputs]
     img = images if not images or "://" in images else str(Path(images).resolve())
-    summaries = ingest_inputs(store, urls, img, IngestConfig(shard_size=shard_size,
-                                                             wds_key=wds_key), force,
-                              downstream() if force else None)
+
+    def register(summaries) -> None:  # also shards an interrupted ingest never registered
+        instance = get_instance()
+        have = set(instance.get_dynamic_partitions("shards"))
+        for sh in (sh for s in summaries for sh in s.retired if sh in have):
+            instance.delete_dynamic_partition("shards", sh)
+        instance.add_dynamic_partitions("shards", [s for s in recorded_shards(store)
+                                                   if s not in have])
+
+    try:
+        summaries = ingest_inputs(store, urls, img, IngestConfig(shard_size=shard_size,
+                                                                 wds_key=wds_key), force,
+                                  downstream() if force else None, report)
+    except IngestInterrupted:  # what was ingested before Ctrl-C stays, registered
+        register([])
+        raise
+    register(summaries)
     new = [sh for s in summaries for sh in s.shards]
-    instance = get_instance()
-    have = set(instance.get_dynamic_partitions("shards"))
-    for sh in (sh for s in summaries for sh in s.retired if sh in have):
-        instance.delete_dynamic_partition("shards", sh)
-    instance.add_dynamic_partitions("shards", [s for s in new if s not in have])
     for s in summaries if report else []:
         report(s.line())
     return store, new
@@ -187,6 +197,11 @@ def ingest(input: list[str] = typer.Option(..., "--input", help="JSON/JSONL/WebD
         store, new = _ingest(input, images, shard_size, wds_key.replace("-", "_"), print, force)
     except (ValueError, FileNotFoundError, PermissionError) as e:
         _usage_error(e)
+    except KeyboardInterrupt as e:  # core.ingest.recover.IngestInterrupted says what was done
+        typer.echo("STOPPED: " + (e.line() if hasattr(e, "line") else "ingest interrupted "
+                                  "outside planning; run the same command again (it skips "
+                                  "inputs already ingested)"), err=True)
+        raise typer.Exit(130) from None
     print(f"{len(new)} new shard(s)" + (f": {', '.join(new)}" if new else ""))
     print(f"storage root: {store.root}")
 

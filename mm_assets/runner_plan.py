@@ -2,8 +2,9 @@
 
 :func:`_plan` turns a selection into ``(assets, partition keys)`` per layer; keys known only
 when a layer starts (the SemDeDup range partitions planned by the layer before, the doc shards
-whose commits ``doc_repeats`` may withdraw) are callables resolved then. :func:`_batched`
-groups consecutive shard keys into partition-range runs (``run --batch``).
+whose commits ``doc_repeats`` may withdraw, and with ``--missing`` the curated shards, pool
+shards and mining recipes made stale by the global layers before them) are callables resolved
+then. :func:`_batched` groups consecutive shard keys into partition-range runs (``--batch``).
 """
 
 from __future__ import annotations
@@ -62,16 +63,43 @@ def _plan(select, shards, recipes, store, missing_only, specs=None, minings=None
         if kind == "doc_shards":  # resolved when it starts (doc_repeats may withdraw commits)
             keys = doc_layer_keys(store, chosen, doc_shards or [], missing_only)
         if missing_only and kind not in ("global", "semdedup_ranges", "doc_shards"):
-            done = set.intersection(*(set(read_commits(store, n)) for n in chosen))
-            if kind == "pool_shards":  # assigned against older centroids: not done
-                from mm_assets.core.mine.pool import partition_key, pool_names
-                from mm_assets.core.mine.pool_shard import stale_shards
-
-                done -= {partition_key(p, s) for p in pool_names(store)
-                         for s in stale_shards(store, p)}
-            keys = [k for k in keys if k not in done]
+            if {"curated", "pool_assign", "mined"} & set(chosen):  # stale: when it starts
+                keys = _fresh_keys(store, chosen, keys)
+            else:
+                done = set.intersection(*(set(read_commits(store, n)) for n in chosen))
+                keys = [k for k in keys if k not in done]
         steps.append((chosen, keys))
     return steps
+
+
+def _fresh_keys(store, chosen: list[str], keys: list[str]) -> Callable[[], list[str]]:
+    """``keys`` less those every chosen asset committed against the current versions of its
+    global inputs, read when the layer starts: the global layers before it in the same call
+    may change those inputs (new exact-duplicate / SemDeDup / decile tables, re-clustered
+    centroids). A curated shard curated against older global tables
+    (:func:`mm_assets.assets.curated.stale_curated`), a pool shard assigned against older
+    centroids (:func:`mm_assets.core.mine.pool_shard.stale_shards`) and a mining recipe
+    mined against them (:func:`~mm_assets.core.mine.pool_shard.stale_mined`) are not done."""
+    def resolve() -> list[str]:
+        from mm_assets.core.commits import read_commits
+
+        done = set.intersection(*(set(read_commits(store, n)) for n in chosen))
+        if "curated" in chosen:  # curated against older global decisions
+            from mm_assets.assets.curated import stale_curated
+
+            done -= set(stale_curated(store))
+        if "pool_assign" in chosen:  # assigned against older centroids
+            from mm_assets.core.mine.pool import partition_key, pool_names
+            from mm_assets.core.mine.pool_shard import stale_shards
+
+            done -= {partition_key(p, s) for p in pool_names(store)
+                     for s in stale_shards(store, p)}
+        if "mined" in chosen:  # selected against older centroids
+            from mm_assets.core.mine.pool_shard import stale_mined
+
+            done -= {k for k in done if stale_mined(store, k)}
+        return [k for k in keys if k not in done]
+    return resolve
 
 
 def _range_keys(store, missing_only: bool) -> Callable[[], list[str]]:
@@ -123,12 +151,13 @@ def _batched(steps: list[tuple[list[str], list]], order: list[str], size: int
     """``steps`` with the keys of the shard layers grouped by :func:`_batches`."""
     shard_assets = {n for kind, names in LAYERS if kind == "shards" for n in names}
 
-    def lazy(keys):  # range partitions: batched in plan order once known
+    def lazy(keys, in_order):  # keys known when the layer starts: batched once known
         def batches():
-            planned = keys()
-            return _batches(planned, planned, size)
+            planned = keys()  # range partitions: in plan order; shards: in ``order``
+            return _batches(planned, planned if in_order is None else in_order, size)
         return batches
-    return [(chosen, lazy(keys) if callable(keys) and chosen == ["semdedup_range"] else
+    return [(chosen, lazy(keys, None) if callable(keys) and chosen == ["semdedup_range"] else
+             lazy(keys, order) if callable(keys) and set(chosen) <= shard_assets else
              _batches(keys, order, size) if set(chosen) <= shard_assets else keys)
             for chosen, keys in steps]
 

@@ -82,7 +82,8 @@ class Timer:
 
 
 def per_shard(context, asset: str, fn, *args, workers: int = 1,
-              store: Store | None = None, upstream: str | None = None) -> MaterializeResult:
+              store: Store | None = None, upstream: str | None = None,
+              inputs: dict[str, str] | None = None) -> MaterializeResult:
     """Run ``fn(shard, *args) -> (StageCounts, metadata)`` for every partition of the run.
 
     A run may cover one shard or a batch of shards (BackfillPolicy); with ``workers`` ≠ 1 the
@@ -102,7 +103,9 @@ def per_shard(context, asset: str, fn, *args, workers: int = 1,
     (``extra_counts``), and each unit gets the blocking ``{unit}_reconcile`` check (declare it
     with :func:`mm_assets.checks.extra_counts_spec`): its counts reconcile and, when
     ``upstream`` counted that unit, ``n_in`` equals upstream's committed ``n_out``. A shard
-    failing either is not committed.
+    failing either is not committed. ``inputs`` (versions of the global inputs the run used,
+    e.g. ``{"index_fingerprint": fp}``) go into each commit record, so a shard built against
+    an older version can be told stale.
     """
     from mm_assets.checks import counts_result, extra_counts_result, upstream_result
     from mm_assets.core.commits import extra_counts_of, read_commit, uncommit, write_commit
@@ -136,7 +139,7 @@ def per_shard(context, asset: str, fn, *args, workers: int = 1,
                            for u, c in extra.items())
             if (store is not None and counts.reconciles() and extra_ok
                     and (not upstream or expected[key] == counts.n_in)):
-                write_commit(store, asset, key, counts, extra=extra)
+                write_commit(store, asset, key, counts, extra=extra, inputs=inputs)
             own = {**shard_meta, **counts.as_metadata()}
             if len(keys) > 1 and hasattr(context, "add_asset_metadata"):
                 context.add_asset_metadata(own, partition_key=key)
@@ -159,15 +162,17 @@ def per_shard(context, asset: str, fn, *args, workers: int = 1,
 
 def global_result(store: Store, asset: str, counts: StageCounts, outputs: list[str],
                   metadata: dict, checks: list | None = None, digests: bool = True,
-                  partition: str | None = None) -> MaterializeResult:
-    """Result of a global asset: commit record (with the digests of ``outputs``) when the
-    counts reconcile, counts in the metadata, and the blocking counts check."""
+                  partition: str | None = None,
+                  inputs: dict[str, str] | None = None) -> MaterializeResult:
+    """Result of a global asset: commit record (with the digests of ``outputs``, and the
+    versions of the ``inputs`` it was built against) when the counts reconcile, counts in the
+    metadata, and the blocking counts check."""
     from mm_assets.checks import counts_result
     from mm_assets.core.commits import GLOBAL, uncommit, write_commit
 
     part = partition or GLOBAL
     if counts.reconciles():
-        write_commit(store, asset, part, counts, outputs, digests=digests)
+        write_commit(store, asset, part, counts, outputs, digests=digests, inputs=inputs)
     else:
         uncommit(store, asset, part)
     return MaterializeResult(metadata={**counts.as_metadata(), **metadata},

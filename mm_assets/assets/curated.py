@@ -12,7 +12,14 @@ from mm_assets.assets._common import (
 from mm_assets.checks import counts_spec, upstream_spec
 from mm_assets.config import dagster_config
 from mm_assets.core import layout, schemas
-from mm_assets.core.commits import GLOBAL, UncommittedError, outputs_fingerprint, read_commit
+from mm_assets.core.commits import (
+    GLOBAL,
+    UncommittedError,
+    input_version,
+    outputs_fingerprint,
+    read_commit,
+    read_commits,
+)
 from mm_assets.core.curate.decide import CurateConfig, apply, decide
 from mm_assets.core.curate.index import build_index, decision_inputs, tables_fingerprint
 from mm_assets.core.storage import Store
@@ -48,6 +55,39 @@ def index_fingerprint(store: Store) -> str:
                                    f"record): materialize {up} before curated")
     return (outputs_fingerprint(store, GLOBAL_INPUTS)
             or tables_fingerprint(store, TABLES))  # content digests from the commit records
+
+
+def stale_curated(store: Store) -> list[str]:
+    """Sorted committed curated shards curated against another version of the global tables
+    than the current one (their commit record's ``inputs.index_fingerprint``; a record without
+    one is stale too). Empty when a global input is not committed (curated then fails with its
+    own message). Reads one small JSON per committed shard.
+
+    A curated shard applies the global decisions (exact duplicates, SemDeDup, perplexity
+    deciles) as they were when it ran: after those tables change (new input, other epsilon) it
+    is stale until re-curated."""
+    try:
+        fp = index_fingerprint(store)
+    except UncommittedError:
+        return []
+    return [k for k, rec in read_commits(store, "curated").items()
+            if input_version(rec, "index_fingerprint") != fp]
+
+
+def require_current_curated(store: Store) -> None:
+    """Refuse to read curated shards applying superseded global decisions.
+
+    Raises:
+        UncommittedError: a committed curated shard is stale (:func:`stale_curated`); names the
+            shards and the command that re-curates them.
+    """
+    stale = stale_curated(store)
+    if stale:
+        raise UncommittedError(
+            f"{len(stale)} curated shard(s) ({', '.join(stale[:5])}"
+            f"{', …' if len(stale) > 5 else ''}) were curated against older global decisions "
+            "(exact_duplicates / semdedup / ppl_deciles changed since): re-curate them first: "
+            "mm-assets run --select curated --missing")
 
 
 def build_shard_index(store: Store, fp: str, shards: list[str]) -> None:
@@ -117,9 +157,12 @@ def curated(context, config: CuratedConfig, storage: StorageResource) -> Materia
     ``curated/{shard}.decisions.parquet`` (every key: kept / removed + reason). Reads only
     its shard's rows of the global tables (``curated/_index/{tables fingerprint}/{shard}``,
     built by the first run after those tables change), so a run's cost is flat in corpus size.
+    Each shard's commit record keeps that fingerprint (``inputs.index_fingerprint``): a shard
+    curated against older tables is stale (:func:`stale_curated`), re-run by ``run --missing``
+    and refused by ``merged``.
     A batched run's shards are curated in ``workers`` processes (0 = one per core)."""
     store, cfg = storage.store(), config.core()
     fp = index_fingerprint(store)
     build_shard_index(store, fp, list(context.partition_keys))
     return per_shard(context, "curated", curate_shard, store, cfg, fp, workers=cfg.workers,
-                     upstream="raw_shards")
+                     upstream="raw_shards", inputs={"index_fingerprint": fp})

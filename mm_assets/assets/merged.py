@@ -12,6 +12,7 @@ from mm_assets.assets._common import (
     read_sharded,
     upstream_shards,
 )
+from mm_assets.assets.curated import require_current_curated
 from mm_assets.checks import counts_spec, image_token_result, image_token_spec
 from mm_assets.config import dagster_config
 from mm_assets.core import layout, schemas
@@ -67,9 +68,12 @@ def merged(context, config: MergedConfig, storage: StorageResource) -> Materiali
     hashes) merged into
     one multi-turn sample (provenance in ``metadata.merged_from``); text-only never merged.
     Streams: memory ≈ 24 B per kept image sample + ≈ 120 B per member waiting for its group,
-    members spilled to a local spool (:mod:`mm_assets.core.text.merge_stream`)."""
+    members spilled to a local spool (:mod:`mm_assets.core.text.merge_stream`). Fails
+    (UncommittedError) while a curated shard applies superseded global decisions
+    (:func:`mm_assets.assets.curated.require_current_curated`)."""
     store, cfg = storage.store(), config.core()
     shards = upstream_shards(store, "curated")
+    require_current_curated(store)  # no merge of shards applying superseded decisions
     stats: Counter = Counter()
     problems: list[tuple[str, str]] = []
     with Timer() as t:

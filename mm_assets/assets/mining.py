@@ -1,7 +1,15 @@
 """mined (one partition per mining recipe): pool images chosen per corpus cluster."""
 
 import polars as pl
-from dagster import DagsterInstance, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AllPartitionMapping,
+    AssetDep,
+    DagsterInstance,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from mm_assets.assets._common import Timer, global_result, md_table
 from mm_assets.checks import counts_spec
@@ -9,6 +17,7 @@ from mm_assets.config import dagster_config
 from mm_assets.core import layout
 from mm_assets.core.commits import uncommit
 from mm_assets.core.mine.output import write_mined
+from mm_assets.core.mine.pool_shard import centroids_digest
 from mm_assets.core.mine.recipe import MiningRecipeError, load_mining_recipe, root_mining_recipes
 from mm_assets.core.mine.select import MiningError, SelectConfig, select
 from mm_assets.partitions import mining
@@ -28,7 +37,11 @@ def register_mining(instance: DagsterInstance, storage: StorageResource,
     return names
 
 
-@asset(partitions_def=mining, deps=["pool_assign", "clusters", "image_hashes", "embeddings"],
+# a recipe selects from every pool shard against every corpus shard: all their partitions are
+# upstream of each recipe (not the same-named one: backfills failed, tryout S3)
+@asset(partitions_def=mining, deps=["clusters", *(
+           AssetDep(k, partition_mapping=AllPartitionMapping())
+           for k in ("pool_assign", "image_hashes", "embeddings"))],
        group_name="mining", check_specs=[counts_spec(ASSET)], kinds={"webdataset"})
 def mined(context, config: MinedConfig, storage: StorageResource) -> MaterializeResult:
     """``mined/{recipe}/{i:05d}.tar``: LLaVA samples (``<image>`` + the recipe's prompt, the
@@ -36,9 +49,13 @@ def mined(context, config: MinedConfig, storage: StorageResource) -> Materialize
     cluster — seeded, filtered by centroid similarity and caption, deduped against the corpus
     and among themselves (:mod:`mm_assets.core.mine.select`); ``manifest.json`` per cluster
     (wanted, candidates, taken, rejected per reason, not needed, shortfall);
-    ``selection.parquet``. Counts: every pool row read = taken + removed per reason."""
+    ``selection.parquet``. Counts: every pool row read = taken + removed per reason. The
+    commit record keeps the centroids' digest (``inputs.centroids``): after a re-cluster the
+    partition is stale (:func:`mm_assets.core.mine.pool_shard.stale_mined`), re-run by
+    ``run --missing`` and refused by ``mixtures``."""
     store, name, cfg = storage.store(), context.partition_key, config.core()
     uncommit(store, ASSET, name)
+    cents = centroids_digest(store)  # recorded: mixtures refuse a selection of older clusters
     try:
         recipe = load_mining_recipe(store, name)
         with Timer() as t:
@@ -60,4 +77,5 @@ def mined(context, config: MinedConfig, storage: StorageResource) -> Materialize
         "pool_shards_scanned": reads["scanned_shards"],
         **{f"total_{k}": v for k, v in man["totals"].items() if k != "rejected"},
         "per_cluster": md_table(table) if table.height else MetadataValue.md("(none wanted)"),
-        "manifest": store.url(layout.mined_manifest(name))}, digests=False, partition=name)
+        "manifest": store.url(layout.mined_manifest(name))}, digests=False, partition=name,
+        inputs={"centroids": cents} if cents else None)

@@ -3,7 +3,7 @@
 from dataclasses import asdict
 
 import polars as pl
-from dagster import AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AllPartitionMapping, AssetDep, AssetKey, MaterializeResult, MetadataValue, asset
 
 from mm_assets.assets._common import Timer, global_result, write_quarantine
 from mm_assets.checks import counts_spec
@@ -69,9 +69,14 @@ def _lineage(context, recipe, found) -> dict:
     return out
 
 
-@asset(partitions_def=recipes, deps=["raw_shards", "exact_duplicates", "clusters", "curated",
-                                     "merged", "rephrased", "synthetic_checked", "mined",
-                                     "interleaved_docs", "docs_curated"],
+# a recipe draws from every partition of its per-shard / per-spec / per-recipe sources: all of
+# them are upstream of each recipe (not the same-named one: backfills failed, tryout S3)
+PER_PARTITION_SOURCES = ("raw_shards", "curated", "synthetic_checked", "mined", "interleaved_docs",
+                         "docs_curated")
+
+
+@asset(partitions_def=recipes, deps=["exact_duplicates", "clusters", "merged", "rephrased", *(
+           AssetDep(k, partition_mapping=AllPartitionMapping()) for k in PER_PARTITION_SOURCES)],
        group_name="mixtures", check_specs=[counts_spec("mixtures")], kinds={"webdataset"})
 def mixtures(context, storage: StorageResource) -> MaterializeResult:
     """``mixtures/{recipe}/{i:05d}.tar`` drawn per the recipe (sources, ratio, total in samples

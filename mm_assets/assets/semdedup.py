@@ -13,6 +13,8 @@ import dataclasses
 import numpy as np
 import polars as pl
 from dagster import (
+    AllPartitionMapping,
+    AssetDep,
     AssetSelection,
     AutomationCondition,
     DagsterInstance,
@@ -122,8 +124,10 @@ RangeConfig = dagster_config(SemDedupConfig, "SemDedupRangeConfig", include=SCOR
                          "GPU, else one per core"))})
 
 
+# a range reads its rows from every shard's embeddings: every shard is upstream of every range
 @asset(partitions_def=semdedup_ranges, backfill_policy=shard_backfill,
-       deps=["semdedup_plan", "embeddings"], group_name="semantic",
+       deps=["semdedup_plan", AssetDep("embeddings", partition_mapping=AllPartitionMapping())],
+       group_name="semantic",
        check_specs=[counts_spec("semdedup_range")], op_tags=GPU_TAGS, pool=GPU_POOL,
        # after each new plan; a newly embedded shard alone changes nothing until re-planned
        automation_condition=AutomationCondition.eager().ignore(AssetSelection.assets(

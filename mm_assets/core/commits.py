@@ -49,7 +49,8 @@ def _counts_dict(counts: StageCounts) -> dict:
 
 def write_commit(store: Store, asset: str, partition: str, counts: StageCounts,
                  outputs: Iterable[str] = (), digests: bool = False,
-                 extra: dict[str, StageCounts] | None = None) -> dict:
+                 extra: dict[str, StageCounts] | None = None,
+                 inputs: dict[str, str] | None = None) -> dict:
     """Write the commit record of one partition (call it after every output is written).
 
     Args:
@@ -62,6 +63,9 @@ def write_commit(store: Store, asset: str, partition: str, counts: StageCounts,
             global tables, not for per-shard tars).
         extra: counts of other units than the asset's records (``{"images": counts}``), each
             made where its decisions were made; stored as ``extra_counts``.
+        inputs: versions of the inputs the partition was built against
+            (``{"index_fingerprint": fp}``), stored as ``inputs``; a consumer compares them
+            with the current versions to tell a stale partition (:func:`input_version`).
 
     Returns:
         The record written.
@@ -79,6 +83,8 @@ def write_commit(store: Store, asset: str, partition: str, counts: StageCounts,
                        for rel in sorted(outputs)}}
     if extra:
         rec["extra_counts"] = {u: _counts_dict(c) for u, c in sorted(extra.items())}
+    if inputs:
+        rec["inputs"] = dict(sorted(inputs.items()))
     store.write_bytes(layout.commit(asset, partition),
                       json.dumps(rec, indent=1, sort_keys=True).encode())
     return rec
@@ -128,6 +134,12 @@ def extra_counts_of(rec: dict, unit: str) -> StageCounts | None:
     """The ``unit`` counts (e.g. ``"images"``) of a commit record, or None when it has none."""
     c = rec.get("extra_counts", {}).get(unit)
     return None if c is None else counts_of({"counts": c})
+
+
+def input_version(rec: dict, name: str) -> str | None:
+    """The version of input ``name`` a partition was built against (its record's ``inputs``),
+    or None when the record does not say (written before inputs were recorded)."""
+    return rec.get("inputs", {}).get(name)
 
 
 def outputs_fingerprint(store: Store, assets: Iterable[str]) -> str | None:

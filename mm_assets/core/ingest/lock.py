@@ -10,8 +10,10 @@ the whole ingest call exclusive:
 - the lock holds its owner (host, pid, a random id) and a lease expiry; the holder renews the
   lease every ``lease_s / 3`` seconds from a daemon thread, so a long ingest keeps it.
 - a waiter polls until the lock is gone, or breaks it once its lease has expired (the holder
-  died): it deletes the lock only if it still holds the same owner, then competes again with
-  an exclusive create. After ``wait_s`` it raises :class:`IngestLocked` naming the holder.
+  died) or at once when the holder ran on this host (same hostname and PID namespace) and its
+  process no longer exists (``kill -9``): it deletes the lock only if it still holds the same
+  owner, then competes again with an exclusive create. After ``wait_s`` it raises
+  :class:`IngestLocked` naming the holder.
 - release deletes the lock if it is still ours.
 
 Memory and cost: one small object; one create attempt and one read per poll (``poll_s``, backing off to 1 s).
@@ -70,6 +72,27 @@ def _read(store: Store, rel: str) -> dict | None:
         return None
 
 
+def _pid_ns() -> str:
+    """This process's PID namespace (``pid:[4026531836]``), or "" where /proc has none."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def _holder_dead(holder: dict, me: dict) -> bool:
+    """Whether ``holder`` ran on this host, in this PID namespace, and its process is gone."""
+    if holder.get("host") != me["host"] or holder.get("pidns") != me["pidns"]:
+        return False
+    try:
+        os.kill(int(holder.get("pid")), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, TypeError, ValueError):  # alive but not ours (EPERM), or no pid recorded
+        return False
+    return False
+
+
 @contextmanager
 def ingest_lock(store: Store, wait_s: float = 600.0, lease_s: float = 120.0,
                 poll_s: float = 0.05, on_wait=None) -> Iterator[dict]:
@@ -89,7 +112,8 @@ def ingest_lock(store: Store, wait_s: float = 600.0, lease_s: float = 120.0,
     Raises:
         IngestLocked: the lock stayed held for ``wait_s`` seconds (message names the holder).
     """
-    me = {"owner": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid()}
+    me = {"owner": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(),
+          "pidns": _pid_ns()}
     deadline, told, pause = time.monotonic() + wait_s, False, poll_s
 
     def body() -> bytes:
@@ -97,7 +121,7 @@ def ingest_lock(store: Store, wait_s: float = 600.0, lease_s: float = 120.0,
 
     while not _create_exclusive(store, LOCK, body()):
         holder = _read(store, LOCK)
-        if holder and holder.get("expires", 0) < time.time():
+        if holder and (holder.get("expires", 0) < time.time() or _holder_dead(holder, me)):
             again = _read(store, LOCK)  # break only the expired lock we read, not a new one
             if again and again.get("owner") == holder.get("owner"):
                 store.rm(LOCK)

@@ -8,7 +8,9 @@ shard. Existing WebDataset tars become one manifest each, pointing at the tar.
 Ingest is idempotent: an input already ingested (same URL, size and first MiB) is skipped,
 and shard ids continue from the last one. ``force=True`` re-plans an input already ingested
 (e.g. with the wrong image folder) over its earlier shards and withdraws the commit records
-that depend on them (:mod:`mm_assets.core.ingest.reingest`).
+that depend on them (:mod:`mm_assets.core.ingest.reingest`). An interrupted ingest (Ctrl-C,
+``kill -9``) leaves the state of its last completed input; its partial manifests are removed on
+the way out or by the next ingest (:mod:`mm_assets.core.ingest.recover`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import fsspec
 import xxhash
 
 from mm_assets.core import layout
+from mm_assets.core.ingest import recover
 from mm_assets.core.ingest.formats import SourceRecord, normalise, safe_id
 from mm_assets.core.ingest.json_shapes import JsonShape, ShapeError, detect_shape, iter_records
 from mm_assets.core.ingest.lock import ingest_lock
@@ -163,7 +166,9 @@ class _Planner:
             return sid
         if self.store.exists(layout.manifest(sid)):  # never overwrite another input's shard
             raise RuntimeError(f"shard {sid} exists but {STATE} says it is free: the ingest "
-                               "state is out of date; not overwriting it")
+                               "state is out of date; not overwriting it (if no other ingest "
+                               "writes this root and the manifest is a leftover of an "
+                               f"interrupted ingest, delete {layout.manifest(sid)})")
         self.store.write_bytes(layout.manifest(sid), body.encode())
         return sid
 
@@ -214,7 +219,7 @@ def _detect(url: str) -> JsonShape:
 
 def ingest_inputs(store: Store, inputs: list[str], image_root: str | None,
                   cfg: IngestConfig, force: bool = False,
-                  downstream: Downstream | None = None) -> list[InputSummary]:
+                  downstream: Downstream | None = None, report=None) -> list[InputSummary]:
     """Stream ``inputs`` into shard manifests under ``inputs/``; one summary per input.
 
     Every input is checked before anything is written: an image folder that does not exist or
@@ -233,6 +238,8 @@ def ingest_inputs(store: Store, inputs: list[str], image_root: str | None,
             reingest.replan_input`); ``summary.retired`` lists earlier shards no longer used.
         downstream: the commit records to withdraw for replaced shards (default: only
             ``raw_shards``; the CLI passes every asset downstream of it).
+        report: ``callable(line: str)``, told when manifests left by an interrupted ingest
+            are removed (:mod:`~mm_assets.core.ingest.recover`).
 
     Returns:
         One :class:`InputSummary` per input, in order (``records`` = manifest lines written for
@@ -243,6 +250,9 @@ def ingest_inputs(store: Store, inputs: list[str], image_root: str | None,
         ValueError: an input has an unsupported extension; :class:`ShapeError` (a
             ``ValueError``) when a JSON input has an unsupported shape (message names it).
         IngestLocked: another ingest held the lock for ``cfg.lock_wait_s`` seconds.
+        IngestInterrupted: Ctrl-C while planning (a ``KeyboardInterrupt``): the inputs planned
+            before it stay ingested, the partial manifests of the one being planned are removed
+            (or, after ``kill -9``, by the next ingest); says what was (not) ingested.
     """
     if image_root:
         fs, path = fsspec.core.url_to_fs(image_root)
@@ -250,14 +260,18 @@ def ingest_inputs(store: Store, inputs: list[str], image_root: str | None,
             raise FileNotFoundError(f"image folder {image_root} does not exist")
     with ingest_lock(store, wait_s=cfg.lock_wait_s):
         return _ingest_locked(store, inputs, image_root, cfg, force,
-                              downstream or RAW_ONLY)
+                              downstream or RAW_ONLY, report or (lambda line: None))
 
 
 def _ingest_locked(store: Store, inputs: list[str], image_root: str | None,
                    cfg: IngestConfig, force: bool = False,
-                   downstream: Downstream = RAW_ONLY) -> list[InputSummary]:
+                   downstream: Downstream = RAW_ONLY, report=print) -> list[InputSummary]:
     """:func:`ingest_inputs` once the lock is held (reads the state, allocates ids)."""
     planner = _Planner(store, cfg)
+    removed = recover.remove_leftovers(store, planner.state)
+    if removed:
+        report(f"removed {len(removed)} shard manifest(s) left by an interrupted ingest "
+               f"({recover.id_list(removed)})")
     todo: list[tuple[InputSummary, str, JsonShape | None]] = []
     summaries: list[InputSummary] = []
     for url in inputs:
@@ -272,26 +286,53 @@ def _ingest_locked(store: Store, inputs: list[str], image_root: str | None,
             todo.append((summary, fp, _detect(url)))
         else:
             raise ValueError(f"unsupported input {url!r}: expected .json, .jsonl, .tar or .tgz")
-    for summary, fp, shape in todo:
-        url = summary.input
-
-        def plan(summary=summary, url=url, shape=shape) -> None:
-            if shape is None:
-                summary.shards = planner.tar_input(url)
-            else:
-                summary.shape, summary.detail = shape.kind, shape.describe()
-                if shape.kind != "empty":
-                    root = image_root or url.rstrip("/").rsplit("/", 1)[0]
-                    planner.json_input(url, root, shape, summary)
-
-        previous = previous_entries(planner.state, url) if force else {}
-        if previous:
-            replan_input(store, planner, plan, summary, previous, downstream)
-        else:
-            plan()
-        planner.state["ingested"][fp] = summary.shards
+    had_open = recover.OPEN in planner.state
+    planner.state[recover.OPEN] = planner.state["next_shard"]  # journal: see core.ingest.recover
+    if todo:
+        recover.check_free(store, planner.state)
+        store.write_json(STATE, planner.state)
+    done = [s for s in summaries if s.shape == "already_ingested"]
+    try:
+        for summary, fp, shape in todo:
+            _plan_one(store, planner, summary, fp, shape, image_root, force, downstream)
+            done.append(summary)
+    except BaseException as e:  # partial manifests of the current input: gone now or next time
+        left = recover.close_journal(store)
+        if not isinstance(e, KeyboardInterrupt):
+            raise
+        ok = {id(s) for s in done}
+        raise recover.IngestInterrupted([s.input for s in done],
+                                        [sh for s in done for sh in s.shards],
+                                        [s.input for s in summaries if id(s) not in ok],
+                                        left) from e
+    del planner.state[recover.OPEN]
+    if todo or removed or had_open:
         store.write_json(STATE, planner.state)
     return summaries
+
+
+def _plan_one(store: Store, planner: _Planner, summary: InputSummary, fp: str,
+              shape: JsonShape | None, image_root: str | None, force: bool,
+              downstream: Downstream) -> None:
+    """Plan one input and record it in the ingest state."""
+    url = summary.input
+
+    def plan() -> None:
+        if shape is None:
+            summary.shards = planner.tar_input(url)
+        else:
+            summary.shape, summary.detail = shape.kind, shape.describe()
+            if shape.kind != "empty":
+                root = image_root or url.rstrip("/").rsplit("/", 1)[0]
+                planner.json_input(url, root, shape, summary)
+
+    previous = previous_entries(planner.state, url) if force else {}
+    if previous:
+        replan_input(store, planner, plan, summary, previous, downstream)
+    else:
+        plan()
+    planner.state["ingested"][fp] = summary.shards
+    store.write_json(STATE, planner.state)
 
 
 def plan_ingest(store: Store, inputs: list[str], image_root: str | None,

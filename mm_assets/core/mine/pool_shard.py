@@ -106,6 +106,23 @@ def assigned_shards(store: Store, pool: str) -> list[str]:
     return [k[len(prefix):] for k in read_commits(store, STAGE) if k.startswith(prefix)]
 
 
+def centroids_digest(store: Store) -> str | None:
+    """xxh3-128 hex digest of the current ``clusters/centroids_image.npy`` (reads it once,
+    ≈ K·D·4 bytes), or None when clusters was never materialized."""
+    return file_digest(store, CENTROIDS) if store.exists(CENTROIDS) else None
+
+
+def stale_mined(store: Store, recipe: str) -> bool:
+    """Whether the committed ``mined`` partition of mining recipe ``recipe`` was selected
+    against other centroids than the current ones (its commit record's
+    ``inputs.centroids``; a record without it counts as stale): its samples carry cluster
+    ids of superseded clusters. False when the recipe has no committed partition."""
+    from mm_assets.core.commits import input_version, read_commit
+
+    rec = read_commit(store, "mined", recipe)
+    return rec is not None and input_version(rec, "centroids") != centroids_digest(store)
+
+
 def stale_shards(store: Store, pool: str) -> list[str]:
     """Committed shards of ``pool`` assigned against other centroids than the current
     ``clusters/centroids_image.npy`` (re-materialize pool_assign for them)."""

@@ -97,7 +97,8 @@ def _mined_samples(store: Store, spec: SourceSpec) -> Iterator[Sample]:
     """Samples of ``mined/{recipe}/*.tar`` as the committed ``mined`` partition lists them.
 
     Raises:
-        FileNotFoundError: the mining recipe has no committed ``mined`` partition.
+        FileNotFoundError: the mining recipe has no committed ``mined`` partition, or it was
+            mined against other centroids than the current ones (a re-cluster since).
     """
     from mm_assets.core.commits import read_commit
 
@@ -106,6 +107,13 @@ def _mined_samples(store: Store, spec: SourceSpec) -> Iterator[Sample]:
         raise FileNotFoundError(f"source {spec.name!r}: mining recipe {spec.mined!r} has no "
                                 f"committed mined partition under {store.url('')}: "
                                 f"materialize mined[{spec.mined}] first")
+    from mm_assets.core.mine.pool_shard import stale_mined
+
+    if stale_mined(store, spec.mined):  # its samples carry superseded cluster ids
+        raise FileNotFoundError(f"source {spec.name!r}: mined[{spec.mined}] was mined against "
+                                "other cluster centroids than the current clusters (re-clustered "
+                                "since): re-mine it first: mm-assets run --select "
+                                "pool_assign,mined --missing")
     for rel in sorted(r for r in rec["outputs"] if r.endswith(layout.TAR)):
         with store.open_read(rel) as f:
             yield from read_samples(f)
