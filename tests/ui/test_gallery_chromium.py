@@ -61,8 +61,10 @@ def truth(demo_root) -> dict:
             samples.update({s.key: s for s in read_samples(f)})
     decisions = pl.concat([store.read_parquet(rel)
                            for _, rel in layout.curated_decision_files(store)])
-    quarantine = pl.concat([store.read_parquet(rel) for _, rel in layout.quarantine_files(store)],
-                           how="diagonal_relaxed")
+    # the corpus browser shows the corpus stages' quarantine (a pool's or documents' partitions
+    # are no corpus shard)
+    quarantine = pl.concat([store.read_parquet(rel) for _, rel in layout.quarantine_files(
+        store, layout.CORPUS_QUARANTINE_STAGES)], how="diagonal_relaxed")
     return {"store": store, "samples": samples, "decisions": decisions,
             "quarantine": quarantine}
 
