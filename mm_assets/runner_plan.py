@@ -45,8 +45,6 @@ def _plan(select, shards, recipes, store, missing_only, specs=None, minings=None
     skipped only when every chosen asset has its commit record (written last, only when its
     checks pass): an interrupted or failed partition is recomputed even if Dagster recorded a
     materialization for some of its assets."""
-    from mm_assets.core.commits import read_commits
-
     steps = []
     for kind, names in LAYERS:
         chosen = [n for n in names if n in select]
@@ -63,11 +61,9 @@ def _plan(select, shards, recipes, store, missing_only, specs=None, minings=None
         if kind == "doc_shards":  # resolved when it starts (doc_repeats may withdraw commits)
             keys = doc_layer_keys(store, chosen, doc_shards or [], missing_only)
         if missing_only and kind not in ("global", "semdedup_ranges", "doc_shards"):
-            if {"curated", "pool_assign", "mined"} & set(chosen):  # stale: when it starts
-                keys = _fresh_keys(store, chosen, keys)
-            else:
-                done = set.intersection(*(set(read_commits(store, n)) for n in chosen))
-                keys = [k for k in keys if k not in done]
+            keys = _fresh_keys(store, chosen, keys)
+            if not {"curated", "pool_assign", "mined"} & set(chosen):
+                keys = keys()  # nothing of theirs goes stale: resolved now
         steps.append((chosen, keys))
     return steps
 
@@ -88,16 +84,20 @@ def _fresh_keys(store, chosen: list[str], keys: list[str]) -> Callable[[], list[
             from mm_assets.assets.curated import stale_curated
 
             done -= set(stale_curated(store))
-        if "pool_assign" in chosen:  # assigned against older centroids
+        if {"pool_assign", "mined"} & set(chosen):  # built against older centroids
             from mm_assets.core.mine.pool import partition_key, pool_names
-            from mm_assets.core.mine.pool_shard import stale_shards
+            from mm_assets.core.mine.pool_shard import (
+                centroids_digest,
+                stale_mined,
+                stale_shards,
+            )
 
-            done -= {partition_key(p, s) for p in pool_names(store)
-                     for s in stale_shards(store, p)}
-        if "mined" in chosen:  # selected against older centroids
-            from mm_assets.core.mine.pool_shard import stale_mined
-
-            done -= {k for k in done if stale_mined(store, k)}
+            now = centroids_digest(store)  # hashed once, not per pool or recipe
+            if "pool_assign" in chosen:
+                done -= {partition_key(p, s) for p in pool_names(store)
+                         for s in stale_shards(store, p, now)}
+            if "mined" in chosen:
+                done -= {k for k in done if stale_mined(store, k, now)}
         return [k for k in keys if k not in done]
     return resolve
 
@@ -156,10 +156,14 @@ def _batched(steps: list[tuple[list[str], list]], order: list[str], size: int
             planned = keys()  # range partitions: in plan order; shards: in ``order``
             return _batches(planned, planned if in_order is None else in_order, size)
         return batches
-    return [(chosen, lazy(keys, None) if callable(keys) and chosen == ["semdedup_range"] else
-             lazy(keys, order) if callable(keys) and set(chosen) <= shard_assets else
-             _batches(keys, order, size) if set(chosen) <= shard_assets else keys)
-            for chosen, keys in steps]
+
+    def batched(chosen, keys):
+        if chosen == ["semdedup_range"]:  # always resolved when its layer starts
+            return lazy(keys, None)
+        if not set(chosen) <= shard_assets:  # recipes, specs, pools, documents, global
+            return keys
+        return lazy(keys, order) if callable(keys) else _batches(keys, order, size)
+    return [(chosen, batched(chosen, keys)) for chosen, keys in steps]
 
 
 def _label(chosen: list[str], key) -> str:

@@ -111,19 +111,12 @@ def build_shard_index(store: Store, fp: str, shards: list[str]) -> None:
             store.rm(layout.curated_index_dir(old))
 
 
-def shard_index(store: Store):
-    """``shard -> its decision inputs`` read from the per-shard index of the global tables,
-    built once per version of those tables (:mod:`mm_assets.core.curate.index`)."""
-    fp = index_fingerprint(store)
-
-    def part(shard: str):
-        build_shard_index(store, fp, [shard])
-        return read_index(store, fp, shard)
-
-    return part
-
-
 def read_index(store: Store, fp: str, shard: str):
+    """Decision inputs of one shard from index version ``fp`` (:func:`build_shard_index`).
+
+    Raises:
+        FileNotFoundError: the shard has no index row file (never hashed).
+    """
     rel = layout.curated_index(fp, shard)
     if not store.exists(rel):
         raise FileNotFoundError(f"no image_hashes for shard {shard}: materialize it first")

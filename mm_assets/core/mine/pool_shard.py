@@ -112,23 +112,28 @@ def centroids_digest(store: Store) -> str | None:
     return file_digest(store, CENTROIDS) if store.exists(CENTROIDS) else None
 
 
-def stale_mined(store: Store, recipe: str) -> bool:
+def stale_mined(store: Store, recipe: str, now: str | None = None) -> bool:
     """Whether the committed ``mined`` partition of mining recipe ``recipe`` was selected
     against other centroids than the current ones (its commit record's
     ``inputs.centroids``; a record without it counts as stale): its samples carry cluster
-    ids of superseded clusters. False when the recipe has no committed partition."""
+    ids of superseded clusters. False when the recipe has no committed partition. ``now``:
+    the current :func:`centroids_digest` when the caller has it (hashing the centroids costs
+    ≈ K·D·4 bytes of reading), else computed here."""
     from mm_assets.core.commits import input_version, read_commit
 
     rec = read_commit(store, "mined", recipe)
-    return rec is not None and input_version(rec, "centroids") != centroids_digest(store)
+    if rec is None:
+        return False
+    return input_version(rec, "centroids") != (now or centroids_digest(store))
 
 
-def stale_shards(store: Store, pool: str) -> list[str]:
+def stale_shards(store: Store, pool: str, now: str | None = None) -> list[str]:
     """Committed shards of ``pool`` assigned against other centroids than the current
-    ``clusters/centroids_image.npy`` (re-materialize pool_assign for them)."""
-    if not store.exists(CENTROIDS):
+    ``clusters/centroids_image.npy`` (re-materialize pool_assign for them). ``now`` as for
+    :func:`stale_mined`."""
+    now = now or centroids_digest(store)
+    if now is None:
         return assigned_shards(store, pool)
-    now = file_digest(store, CENTROIDS)
     return [s for s in assigned_shards(store, pool)
             if read_sidecar(store, pool, s)["centroids"]["digest"] != now]
 

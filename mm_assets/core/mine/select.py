@@ -140,11 +140,12 @@ def pool_tables(store: Store, pools: tuple[str, ...]) -> list[tuple[str, str]]:
             would mean other clusters).
     """
     from mm_assets.core.mine.pool import pool_names, split_partition_key
-    from mm_assets.core.mine.pool_shard import stale_shards
+    from mm_assets.core.mine.pool_shard import centroids_digest, stale_shards
 
     have = [split_partition_key(k) for k in committed(store, POOL_STAGE)]
     registered = set(pool_names(store))
     out = []
+    now = centroids_digest(store)  # hashed once for every pool
     for p in pools:
         if p not in registered:
             raise MiningError(f"pools: pool {p!r} is not registered (known: "
@@ -153,7 +154,7 @@ def pool_tables(store: Store, pools: tuple[str, ...]) -> list[tuple[str, str]]:
         if not mine:
             raise MiningError(f"pools: pool {p!r} has no committed pool_assign shard under "
                               f"{store.url(layout.POOLS)}: materialize pool_assign first")
-        stale = stale_shards(store, p)
+        stale = stale_shards(store, p, now)
         if stale:
             raise MiningError(f"pools: {len(stale)} shard(s) of pool {p!r} were assigned against "
                               f"other centroids than the current clusters (e.g. {stale[:3]}): "
